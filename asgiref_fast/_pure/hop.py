@@ -1,0 +1,126 @@
+"""The pure-Python twin of a hop's delivery: a sync call sent to a worker
+thread, and its outcome sent back to the event loop that awaits it.
+
+Outcomes bound for one loop gather in that loop's ``Inbox``; the worker wakes
+the loop only when the inbox was empty, so many calls finishing together cost
+one ``call_soon_threadsafe``.
+"""
+
+import os
+import threading
+import weakref
+
+
+class Inbox:
+    """Finished calls waiting to be handed to their loop's futures."""
+
+    __slots__ = ("_loop_ref", "_lock", "_ready", "__weakref__")
+
+    def __init__(self, loop) -> None:
+        # Weak: the inbox lives in a dict keyed weakly by its loop.
+        self._loop_ref = weakref.ref(loop)
+        self._lock = threading.Lock()
+        self._ready: list = []
+
+    def deliver(self, call) -> None:
+        """Called on the worker thread once *call* has an outcome."""
+        with self._lock:
+            ready = self._ready
+            ready.append(call)
+            if len(ready) > 1:
+                return  # a wake-up is already on its way
+        loop = self._loop_ref()
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:
+                pass  # the loop is closed: nobody awaits these calls any more
+
+    def _drain(self) -> None:
+        with self._lock:
+            ready = self._ready
+            self._ready = []
+        for call in ready:
+            call.settle()
+
+
+_inboxes: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def inbox_for(loop) -> Inbox:
+    try:
+        return _inboxes[loop]
+    except KeyError:
+        return _inboxes.setdefault(loop, Inbox(loop))
+
+
+def _forget_inboxes() -> None:
+    # A forked child has no use for its parent's loops, and their locks may
+    # have been held by a thread that does not exist in the child.
+    global _inboxes
+    _inboxes = weakref.WeakKeyDictionary()
+
+
+os.register_at_fork(after_in_child=_forget_inboxes)
+
+
+class Call:
+    """A sync callable bound for a worker thread, with a future for its outcome.
+
+    The worker calls it; the loop awaits ``future``. ``cancel()`` stops it
+    from starting; once it has started, it runs to the end and its outcome
+    stays on the call (``settled``/``outcome()``) for whoever still wants it.
+    """
+
+    __slots__ = ("_fn", "_inbox", "future", "settled", "_ok", "_value", "_ticket")
+
+    def __init__(self, fn, loop) -> None:
+        self._fn = fn
+        self._inbox = inbox_for(loop)
+        self.future = loop.create_future()
+        self.settled = False
+        # Taken exactly once, by whichever of run and cancel() comes first:
+        # list.pop is atomic, with or without the GIL.
+        self._ticket = [True]
+
+    def __call__(self) -> None:
+        """Run on the worker thread."""
+        try:
+            self._ticket.pop()
+        except IndexError:
+            return  # cancelled before it started
+        try:
+            self._value = self._fn()
+            self._ok = True
+        except BaseException as exc:
+            self._value = exc
+            self._ok = False
+        self._fn = None
+        self._inbox.deliver(self)
+        # The traceback of a failure holds this frame; drop it from there.
+        self = None  # noqa: F841
+
+    def cancel(self) -> bool:
+        """True if the call will never run. Loop thread."""
+        try:
+            self._ticket.pop()
+        except IndexError:
+            return False
+        self._fn = None
+        return True
+
+    def settle(self) -> None:
+        """Hand the outcome to ``future``. Loop thread, from the inbox."""
+        self.settled = True
+        future = self.future
+        if not future.done():
+            if self._ok:
+                future.set_result(self._value)
+            else:
+                future.set_exception(self._value)
+
+    def outcome(self):
+        """The call's result, or raise its exception. Only once settled."""
+        if self._ok:
+            return self._value
+        raise self._value

@@ -1,0 +1,76 @@
+"""The pure-Python twin of ``WorkQueue``: work for one consuming thread.
+
+Any thread may ``push``; one thread ``pop``s and runs what it gets. The
+consumer parks on a lock when the queue is empty, and a producer wakes it only
+if it is parked, so a busy consumer costs producers no system call.
+"""
+
+import threading
+from collections import deque
+
+
+class WorkQueue:
+    __slots__ = ("_lock", "_wakeup", "_items", "_parked", "_closed")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # Held while nobody has signalled the parked consumer: a binary
+        # semaphore that is released only when _parked was set.
+        self._wakeup = threading.Lock()
+        self._wakeup.acquire()
+        self._items: deque = deque()
+        self._parked = False
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def push(self, item) -> bool:
+        """Queue *item*; False, and nothing queued, once the queue is closed."""
+        with self._lock:
+            if self._closed:
+                return False
+            self._items.append(item)
+            if not self._parked:
+                return True
+            self._parked = False
+        self._wakeup.release()
+        return True
+
+    def close(self) -> None:
+        """Refuse further pushes; the consumer drains what is queued."""
+        with self._lock:
+            self._closed = True
+            if not self._parked:
+                return
+            self._parked = False
+        self._wakeup.release()
+
+    def take_all(self) -> list:
+        """Remove and return everything queued and not yet taken."""
+        with self._lock:
+            items = list(self._items)
+            self._items.clear()
+        return items
+
+    def pop(self, timeout: float = -1):
+        """The next item, waiting for one; None once closed and drained, or
+        when *timeout* seconds pass with nothing to do. Consumer thread only.
+        """
+        while True:
+            with self._lock:
+                if self._items:
+                    return self._items.popleft()
+                if self._closed:
+                    return None
+                self._parked = True
+            if self._wakeup.acquire(timeout=timeout):
+                continue
+            with self._lock:
+                if self._parked:
+                    self._parked = False
+                    return None
+            # A producer un-parked us just as the wait timed out: take its
+            # signal, so the semaphore stays balanced.
+            self._wakeup.acquire()

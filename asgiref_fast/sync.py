@@ -1,0 +1,534 @@
+"""Bridges between sync and async code.
+
+``sync_to_async`` runs a sync callable on a worker thread and awaits it;
+``async_to_sync`` runs a coroutine function on an event loop and waits for it.
+In thread-sensitive mode, all sync code of one request (one
+``ThreadSensitiveContext``) runs on one thread: the thread blocked in an outer
+``async_to_sync`` if there is one, otherwise a lane borrowed for the context,
+otherwise the process-wide default lane.
+"""
+
+import asyncio
+import asyncio.coroutines
+import contextvars
+import functools
+import inspect
+import os
+import sys
+import threading
+import warnings
+import weakref
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+
+from ._impl import Call, ContextCarrier, restore_context
+from ._lanes import LaneExecutor
+from .current_thread_executor import CurrentThreadExecutor
+from .local import Local
+
+if TYPE_CHECKING:
+    from _typeshed import OptExcInfo
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+_running_loop = asyncio._get_running_loop  # None rather than an exception
+
+if hasattr(inspect, "markcoroutinefunction"):  # Python 3.12+
+    iscoroutinefunction = inspect.iscoroutinefunction
+    markcoroutinefunction: Callable[[_F], _F] = inspect.markcoroutinefunction
+else:
+    iscoroutinefunction = asyncio.iscoroutinefunction  # type: ignore[assignment]
+
+    def markcoroutinefunction(func: _F) -> _F:
+        # Python 3.11's asyncio.iscoroutinefunction looks for this marker.
+        func._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore
+        return func
+
+
+class AsyncSingleThreadContext:
+    """Within this (sync) block, every ``async_to_sync`` call that needs a new
+    event loop runs it on the same thread. Only the outermost block counts.
+    """
+
+    def __init__(self) -> None:
+        self.token: "contextvars.Token[AsyncSingleThreadContext] | None" = None
+
+    def __enter__(self) -> "AsyncSingleThreadContext":
+        if AsyncToSync.async_single_thread_context.get(None) is None:
+            self.token = AsyncToSync.async_single_thread_context.set(self)
+        return self
+
+    def __exit__(self, exc: Any, value: Any, tb: Any) -> None:
+        if self.token is None:
+            return
+        executor = AsyncToSync.context_to_thread_executor.pop(self, None)
+        if executor is not None:
+            executor.shutdown()
+        AsyncToSync.async_single_thread_context.reset(self.token)
+        self.token = None
+
+
+class ThreadSensitiveContext:
+    """Within this async block, thread-sensitive sync code runs on one thread
+    of its own rather than the process-wide one. Only the outermost block
+    counts, unless ``executor`` is given: then this block runs its
+    thread-sensitive calls on that executor (which must run one call at a
+    time, on one thread), even inside another context. The caller owns that
+    executor; such a context can be entered only once, and tasks that outlive
+    it may not make thread-sensitive calls.
+    """
+
+    def __init__(self, *, executor: "Executor | None" = None) -> None:
+        self._executor = executor
+        self.token: "contextvars.Token[ThreadSensitiveContext] | None" = None
+        self._old_executor: "CurrentThreadExecutor | None" = None
+        self._exited = False  # an executor context has exited: refuse calls
+        self._lane_returned = False  # a plain context has handed its lane back
+
+    async def __aenter__(self) -> "ThreadSensitiveContext":
+        if self._executor is None:
+            if SyncToAsync.thread_sensitive_context.get(None) is None:
+                self.token = SyncToAsync.thread_sensitive_context.set(self)
+            return self
+        if self.token is not None:
+            raise RuntimeError("ThreadSensitiveContext is already entered")
+        if self._exited:
+            raise RuntimeError(
+                "ThreadSensitiveContext with an executor cannot be entered again"
+            )
+        self.token = SyncToAsync.thread_sensitive_context.set(self)
+        SyncToAsync.context_to_thread_executor[self] = self._executor
+        # An outer async_to_sync's thread would take precedence over this
+        # context; hide it for the block. (Sending nested calls to the given
+        # executor instead could deadlock: its one worker may be the thread
+        # waiting on us.)
+        self._old_executor = getattr(AsyncToSync.executors, "current", None)
+        AsyncToSync.executors.current = None
+        return self
+
+    async def __aexit__(self, exc: Any, value: Any, tb: Any) -> None:
+        if self.token is None:
+            return
+        executor = SyncToAsync.context_to_thread_executor.pop(self, None)
+        SyncToAsync.thread_sensitive_context.reset(self.token)
+        self.token = None
+        if self._executor is not None:
+            AsyncToSync.executors.current = self._old_executor
+            self._old_executor = None
+            self._exited = True
+        elif executor is not None:
+            self._lane_returned = True
+            # Never wait here: the lane may itself be waiting for this loop.
+            # It returns to the pool once it has run this context's work.
+            executor.shutdown(wait=False)
+
+
+def _call_in_except(exc: "BaseException | None", fn: Callable[..., _R], *args: Any) -> _R:
+    """Call *fn* while *exc* is being handled, so sys.exc_info() sees it."""
+    if exc is None:
+        return fn(*args)
+    try:
+        raise exc
+    except BaseException:
+        return fn(*args)
+
+
+class AsyncToSync(Generic[_P, _R]):
+    """Wraps a coroutine function into a sync callable for use in sync code.
+
+    The coroutine runs on the event loop of the enclosing ``sync_to_async``
+    if there is one, else on a fresh loop on a borrowed lane. Meanwhile this
+    thread serves thread-sensitive sync calls made by that coroutine.
+    """
+
+    # The CurrentThreadExecutor of the innermost async_to_sync in this
+    # context, for sync_to_async calls made below it.
+    executors: "Local" = Local()
+
+    # The same, found by event loop, for tasks that did not inherit the context.
+    loop_thread_executors: "dict[asyncio.AbstractEventLoop, CurrentThreadExecutor]" = {}
+
+    async_single_thread_context: "contextvars.ContextVar[AsyncSingleThreadContext]" = (
+        contextvars.ContextVar("async_single_thread_context")
+    )
+
+    context_to_thread_executor: (
+        "weakref.WeakKeyDictionary[AsyncSingleThreadContext, Executor]"
+    ) = weakref.WeakKeyDictionary()
+
+    def __init__(
+        self,
+        awaitable: "Callable[_P, Coroutine[Any, Any, _R]] | Callable[_P, Awaitable[_R]]",
+        force_new_loop: bool = False,
+    ) -> None:
+        if not callable(awaitable) or not (
+            iscoroutinefunction(awaitable)
+            or iscoroutinefunction(getattr(awaitable, "__call__", awaitable))
+        ):
+            # Detection has false negatives, so this only warns.
+            warnings.warn(
+                "async_to_sync was passed a non-async-marked callable", stacklevel=2
+            )
+        self.awaitable = awaitable
+        try:
+            self.__self__ = awaitable.__self__  # type: ignore[union-attr]
+        except AttributeError:
+            pass
+        self.force_new_loop = force_new_loop
+
+    def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        main_loop = None
+        if not self.force_new_loop:
+            # Inside sync_to_async: go back to its loop, unless we have been
+            # forked away from it since.
+            threadlocal = SyncToAsync.threadlocal
+            if getattr(threadlocal, "main_event_loop_pid", None) == _pid:
+                main_loop = getattr(threadlocal, "main_event_loop", None)
+        if _running_loop() is not None:
+            raise RuntimeError(
+                "You cannot use AsyncToSync in the same thread as an async event loop - "
+                "just await the async function directly."
+            )
+
+        call_result: "Future[_R]" = Future()
+        # Every sync frame gets its own executor to serve nested calls,
+        # chained to the one above it in this thread.
+        old_executor = getattr(self.executors, "current", None)
+        current_executor = CurrentThreadExecutor(old_executor)
+        self.executors.current = current_executor
+        # A list, so main_wrap can hand back the context it ends in.
+        context = [contextvars.copy_context()]
+        # Where the coroutine's task is recorded, for cancellation by the
+        # sync_to_async that called us.
+        task_context = getattr(SyncToAsync.threadlocal, "task_context", None)
+        try:
+            awaitable = self.main_wrap(
+                call_result,
+                sys.exc_info(),
+                task_context,
+                context,
+                self.awaitable(*args, **kwargs),
+            )
+            if main_loop is not None and _create_task_on(main_loop, awaitable):
+                current_executor.run_until_future(call_result)
+            else:
+                self._run_in_new_loop(awaitable, current_executor)
+        finally:
+            restore_context(context[0])
+            self.executors.current = old_executor
+        return call_result.result()
+
+    def _run_in_new_loop(
+        self, awaitable: Coroutine[Any, Any, None], current_executor: CurrentThreadExecutor
+    ) -> None:
+        async def run() -> None:
+            loop = asyncio.get_running_loop()
+            self.loop_thread_executors[loop] = current_executor
+            try:
+                await awaitable
+            finally:
+                del self.loop_thread_executors[loop]
+
+        single_thread = self.async_single_thread_context.get(None)
+        if single_thread is None:
+            executor = LaneExecutor()
+        else:
+            executor = self.context_to_thread_executor.get(single_thread)
+            if executor is None:
+                executor = LaneExecutor()
+                self.context_to_thread_executor[single_thread] = executor
+        try:
+            loop_future = executor.submit(asyncio.run, run())
+            current_executor.run_until_future(loop_future)
+        finally:
+            if single_thread is None:
+                executor.shutdown(wait=False)
+        loop_future.result()
+
+    def __get__(self, parent: Any, objtype: Any) -> Callable[_P, _R]:
+        """Bind to *parent*, for use as a method."""
+        func = functools.partial(self.__call__, parent)
+        return functools.update_wrapper(func, self.awaitable)
+
+    async def main_wrap(
+        self,
+        call_result: "Future[_R]",
+        exc_info: "OptExcInfo",
+        task_context: "list[asyncio.Task[Any]] | None",
+        context: "list[contextvars.Context]",
+        awaitable: "Coroutine[Any, Any, _R] | Awaitable[_R]",
+    ) -> None:
+        """Await *awaitable* on the loop, in the caller's context, and put its
+        outcome in *call_result*."""
+        if context is not None:
+            restore_context(context[0])
+        task = asyncio.current_task()
+        track = task is not None and task_context is not None
+        if track:
+            task_context.append(task)  # type: ignore[union-attr]
+        try:
+            if exc_info[1] is None:
+                result = await awaitable
+            else:
+                try:
+                    raise exc_info[1]
+                except BaseException:
+                    result = await awaitable
+        except BaseException as exc:
+            call_result.set_exception(exc)
+        else:
+            call_result.set_result(result)
+        finally:
+            if track:
+                task_context.remove(task)  # type: ignore[union-attr]
+            context[0] = contextvars.copy_context()
+
+
+def _create_task_on(loop: asyncio.AbstractEventLoop, coro: Any) -> bool:
+    try:
+        loop.call_soon_threadsafe(loop.create_task, coro)
+    except RuntimeError:  # that loop is closed
+        return False
+    return True
+
+
+class SyncToAsync(Generic[_P, _R]):
+    """Wraps a sync callable into a coroutine function that runs it on a
+    worker thread.
+
+    Thread-sensitive calls (the default) run one at a time on one thread: the
+    thread of an enclosing ``async_to_sync`` if there is one, else the
+    enclosing ``ThreadSensitiveContext``'s lane, else the process-wide lane.
+    Other calls run on ``executor``, or the loop's default executor.
+    """
+
+    # Set on worker threads, for async_to_sync calls made from there.
+    threadlocal = threading.local()
+
+    # The process-wide thread for thread-sensitive code.
+    single_thread_executor: Executor = LaneExecutor()
+
+    thread_sensitive_context: "contextvars.ContextVar[ThreadSensitiveContext]" = (
+        contextvars.ContextVar("thread_sensitive_context")
+    )
+
+    # True while this context already waits on the process-wide thread.
+    deadlock_context: "contextvars.ContextVar[bool]" = contextvars.ContextVar(
+        "deadlock_context"
+    )
+
+    # Each context's executor; weak, so a forgotten context frees its lane.
+    context_to_thread_executor: (
+        "weakref.WeakKeyDictionary[ThreadSensitiveContext, Executor]"
+    ) = weakref.WeakKeyDictionary()
+
+    def __init__(
+        self,
+        func: Callable[_P, _R],
+        thread_sensitive: bool = True,
+        executor: "ThreadPoolExecutor | None" = None,
+        context: "contextvars.Context | None" = None,
+    ) -> None:
+        if (
+            not callable(func)
+            or iscoroutinefunction(func)
+            or iscoroutinefunction(getattr(func, "__call__", func))
+        ):
+            raise TypeError("sync_to_async can only be applied to sync functions.")
+        functools.update_wrapper(self, func)
+        self.func = func
+        self.context = context
+        self._thread_sensitive = thread_sensitive
+        markcoroutinefunction(self)
+        if thread_sensitive and executor is not None:
+            raise TypeError("executor must not be set when thread_sensitive is True")
+        self._executor = executor
+        try:
+            self.__self__ = func.__self__  # type: ignore[attr-defined]
+        except AttributeError:
+            pass
+
+    async def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        loop = asyncio.get_running_loop()
+        if self._thread_sensitive:
+            executor = self._thread_sensitive_executor(loop)
+        else:
+            executor = self._executor
+        own_context = self.context is None
+        carrier = ContextCarrier(contextvars.copy_context() if own_context else self.context)
+        # The wrapped call, as a functools.partial: thread_handler overrides
+        # (APM agents) look inside it.
+        child = functools.partial(self.func, *args, **kwargs)
+        task_context: "list[asyncio.Task[Any]]" = []
+        call = Call(
+            functools.partial(
+                self.thread_handler, loop, sys.exc_info(), task_context, carrier, child
+            ),
+            loop,
+        )
+        try:
+            if executor is None:
+                loop.run_in_executor(None, call)
+            elif isinstance(executor, (LaneExecutor, CurrentThreadExecutor)):
+                executor._push(call)
+            else:
+                executor.submit(call)
+            return await _outcome(call, task_context, loop)
+        finally:
+            if own_context:
+                carrier.restore()
+            self.deadlock_context.set(False)
+
+    def _thread_sensitive_executor(self, loop: asyncio.AbstractEventLoop) -> Executor:
+        executor = getattr(AsyncToSync.executors, "current", None)
+        if executor is not None:
+            return executor
+        context = self.thread_sensitive_context.get(None)
+        if context is not None:
+            if context._exited:
+                # A task that outlived a context with an executor: running
+                # it anywhere else would silently change threads.
+                raise RuntimeError(
+                    "ThreadSensitiveContext has exited. Tasks created "
+                    "inside a context with an executor must finish before "
+                    "it exits."
+                )
+            executor = self.context_to_thread_executor.get(context)
+            if executor is None:
+                # Late calls from tasks that outlived their context get a
+                # new thread, as they would upstream, not a pooled one.
+                executor = LaneExecutor(fresh=context._lane_returned)
+                self.context_to_thread_executor[context] = executor
+            return executor
+        executor = AsyncToSync.loop_thread_executors.get(loop)
+        if executor is not None:
+            return executor
+        if self.deadlock_context.get(False):
+            raise RuntimeError("Single thread executor already being used, would deadlock")
+        self.deadlock_context.set(True)
+        return self.single_thread_executor
+
+    def __get__(
+        self, parent: Any, objtype: Any
+    ) -> Callable[_P, Coroutine[Any, Any, _R]]:
+        """Bind to *parent*, for use as a method."""
+        func = functools.partial(self.__call__, parent)
+        return functools.update_wrapper(func, self.func)
+
+    def thread_handler(self, loop, exc_info, task_context, func, *args, **kwargs):
+        """Runs on the worker thread: note where we came from, for nested
+        async_to_sync calls, then call ``func(*args, **kwargs)`` with the
+        caller's exception (if any) being handled."""
+        threadlocal = self.threadlocal
+        threadlocal.main_event_loop = loop
+        threadlocal.main_event_loop_pid = _pid
+        threadlocal.task_context = task_context
+        if exc_info[1] is None:
+            return func(*args, **kwargs)
+        return _call_in_except(exc_info[1], functools.partial(func, *args, **kwargs))
+
+
+async def _outcome(call: Call, task_context: "list[asyncio.Task[Any]]", loop: Any) -> Any:
+    """Await *call*'s outcome; on cancellation, pass it on as asgiref does."""
+    try:
+        return await call.future
+    except asyncio.CancelledError:
+        cancel_call = True
+        if task_context:
+            # The sync code is waiting in async_to_sync on a task of ours:
+            # cancel that first. If it shrugs the cancellation off, the sync
+            # code will finish normally, and so do we.
+            task = task_context[0]
+            task.cancel()
+            try:
+                await task
+                cancel_call = False
+            except asyncio.CancelledError:
+                pass
+        if call.settled or cancel_call:
+            call.cancel()
+            raise
+    # The async code absorbed the cancellation: wait for the sync result.
+    if not call.settled:
+        call.future = loop.create_future()
+        await call.future
+    return call.outcome()
+
+
+_pid = os.getpid()
+
+
+def _after_fork_in_child() -> None:
+    # The child has none of the parent's threads: forget every lane.
+    global _pid
+    _pid = os.getpid()
+    if isinstance(SyncToAsync.single_thread_executor, LaneExecutor):
+        SyncToAsync.single_thread_executor = LaneExecutor()
+    for registry in (SyncToAsync.context_to_thread_executor, AsyncToSync.context_to_thread_executor):
+        for key, executor in list(registry.items()):
+            if isinstance(executor, LaneExecutor):
+                del registry[key]
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+@overload
+def async_to_sync(
+    *, force_new_loop: bool = False
+) -> Callable[
+    [Callable[_P, Coroutine[Any, Any, _R]] | Callable[_P, Awaitable[_R]]],
+    Callable[_P, _R],
+]: ...
+
+
+@overload
+def async_to_sync(
+    awaitable: Callable[_P, Coroutine[Any, Any, _R]] | Callable[_P, Awaitable[_R]],
+    *,
+    force_new_loop: bool = False,
+) -> Callable[_P, _R]: ...
+
+
+def async_to_sync(awaitable=None, *, force_new_loop=False):  # type: ignore[no-untyped-def]
+    """Wrap a coroutine function for sync callers; usable as a decorator,
+    with or without arguments."""
+    if awaitable is None:
+        return lambda f: AsyncToSync(f, force_new_loop=force_new_loop)
+    return AsyncToSync(awaitable, force_new_loop=force_new_loop)
+
+
+@overload
+def sync_to_async(
+    *,
+    thread_sensitive: bool = True,
+    executor: "ThreadPoolExecutor | None" = None,
+    context: "contextvars.Context | None" = None,
+) -> Callable[[Callable[_P, _R]], Callable[_P, Coroutine[Any, Any, _R]]]: ...
+
+
+@overload
+def sync_to_async(
+    func: Callable[_P, _R],
+    *,
+    thread_sensitive: bool = True,
+    executor: "ThreadPoolExecutor | None" = None,
+    context: "contextvars.Context | None" = None,
+) -> Callable[_P, Coroutine[Any, Any, _R]]: ...
+
+
+def sync_to_async(  # type: ignore[no-untyped-def]
+    func=None, *, thread_sensitive=True, executor=None, context=None
+):
+    """Wrap a sync callable for async callers; usable as a decorator, with or
+    without arguments."""
+
+    def wrap(f):  # type: ignore[no-untyped-def]
+        return SyncToAsync(
+            f, thread_sensitive=thread_sensitive, executor=executor, context=context
+        )
+
+    return wrap if func is None else wrap(func)
