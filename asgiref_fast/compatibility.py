@@ -18,7 +18,8 @@ def is_double_callable(application: Any) -> bool:
         return True
     # An instance whose __call__ is async is a single-callable app; otherwise
     # the object itself may still be an async function.
-    if hasattr(application, "__call__") and iscoroutinefunction(application.__call__):
+    # (hasattr, not callable(): asgiref also honours an instance-level __call__.)
+    if hasattr(application, "__call__") and iscoroutinefunction(application.__call__):  # noqa: B004
         return False
     return not iscoroutinefunction(application)
 

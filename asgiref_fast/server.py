@@ -122,6 +122,6 @@ class StatelessServer:
     async def application_exception(
         self, exception: BaseException, application_details: dict[str, Any]
     ) -> None:
-        """Called when an instance raised; logs the traceback (to the root logger, as asgiref does)."""
+        """Called when an instance raised; logs it (to the root logger, like asgiref)."""
         tb = "".join(traceback.format_tb(exception.__traceback__))
         logging.error("Exception inside application: %s\n%s  %s", exception, tb, exception)

@@ -30,7 +30,9 @@ class timeout:
             loop = asyncio.get_running_loop()
         else:
             warnings.warn(
-                "The loop argument to timeout() is deprecated.", DeprecationWarning
+                "The loop argument to timeout() is deprecated.",
+                DeprecationWarning,
+                stacklevel=1,
             )
         self._timeout = timeout
         self._loop = loop

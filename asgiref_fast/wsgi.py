@@ -31,7 +31,9 @@ class WsgiToAsgi:
     gets a 400 response; a falsy limit disables the check.
     """
 
-    def __init__(self, wsgi_application: Callable, duplicate_header_limit: int | None = 100) -> None:
+    def __init__(
+        self, wsgi_application: Callable, duplicate_header_limit: int | None = 100
+    ) -> None:
         self.wsgi_application = wsgi_application
         self.duplicate_header_limit = duplicate_header_limit
 
@@ -43,7 +45,9 @@ class WsgiToAsgi:
 class WsgiToAsgiInstance:
     """Handles one request: reads the whole body, then runs the WSGI app in a thread."""
 
-    def __init__(self, wsgi_application: Callable, duplicate_header_limit: int | None = 100) -> None:
+    def __init__(
+        self, wsgi_application: Callable, duplicate_header_limit: int | None = 100
+    ) -> None:
         self.wsgi_application = wsgi_application
         self.duplicate_header_limit = duplicate_header_limit
         self.response_started = False
