@@ -1,0 +1,245 @@
+"""Each benchmark, defined once.
+
+A case's ``make(api)`` prepares it against one implementation (see
+implementations.py) and returns ``(batch, close)``: ``batch()`` performs the
+operation ``ops`` times, ``close()`` releases what ``make`` set up. Times are
+reported per operation.
+"""
+
+import asyncio
+import contextvars
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any, Callable
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    title: str
+    group: str
+    ops: int  # operations per batch
+    make: Callable[[Any], "tuple[Callable[[], Any], Callable[[], None]]"]
+    quick: bool = True  # part of --quick
+
+
+CASES: "dict[str, Case]" = {}
+
+
+def case(name: str, title: str, group: str, ops: int, quick: bool = True):
+    def register(make):
+        CASES[name] = Case(name, title, group, ops, make, quick)
+        return make
+
+    return register
+
+
+def _nothing() -> None:
+    pass
+
+
+# -- Local -------------------------------------------------------------------
+
+def _local_loop(body: Callable[[Any], None], critical: bool = False):
+    def make(api):
+        local = api.local.Local(thread_critical=critical)
+        local.value = 1
+
+        def batch():
+            for _ in range(100):
+                body(local)
+
+        return batch, _nothing
+
+    return make
+
+
+def _get10(local):
+    local.value; local.value; local.value; local.value; local.value  # noqa: E702
+    local.value; local.value; local.value; local.value; local.value  # noqa: E702
+
+
+def _set10(local):
+    local.value = 1; local.value = 2; local.value = 3; local.value = 4; local.value = 5  # noqa: E702
+    local.value = 6; local.value = 7; local.value = 8; local.value = 9; local.value = 0  # noqa: E702
+
+
+def _setdel10(local):
+    for _ in range(10):
+        local.other = 1
+        del local.other
+
+
+def _missing10(local):
+    for _ in range(10):
+        getattr(local, "missing", None)
+
+
+case("local_get", "Local getattr", "local", 1000)(_local_loop(_get10))
+case("local_set", "Local setattr", "local", 1000)(_local_loop(_set10))
+case("local_setdel", "Local setattr + delattr", "local", 1000)(_local_loop(_setdel10))
+case("local_missing", "Local getattr, missing attribute", "local", 1000)(_local_loop(_missing10))
+case("local_tc_get", "thread-critical Local getattr", "local", 1000)(
+    _local_loop(_get10, critical=True)
+)
+
+
+@case("local_get_in_loop", "Local getattr in a running loop", "local", 1000)
+def _local_get_in_loop(api):
+    local = api.local.Local()
+    loop = asyncio.new_event_loop()
+
+    async def set_and_read():
+        local.value = 1
+        for _ in range(100):
+            _get10(local)
+
+    return (lambda: loop.run_until_complete(set_and_read())), loop.close
+
+
+@case("cte_roundtrip", "CurrentThreadExecutor round trip", "executor", 200)
+def _cte_roundtrip(api):
+    def batch():
+        executor = api.current_thread_executor.CurrentThreadExecutor(None)
+        done: Future = Future()
+
+        def producer():
+            for _ in range(200):
+                executor.submit(_nothing).result()
+            done.set_result(None)
+
+        thread = threading.Thread(target=producer)
+        thread.start()
+        executor.run_until_future(done)
+        thread.join()
+
+    return batch, _nothing
+
+
+# -- sync_to_async / async_to_sync ---------------------------------------------
+
+def _in_loop(make_coro):
+    """A case whose batch runs a coroutine on a loop of its own."""
+
+    def make(api):
+        loop = asyncio.new_event_loop()
+        coro_fn, close = make_coro(api)
+
+        def finish():
+            close()
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+
+        return (lambda: loop.run_until_complete(coro_fn())), finish
+
+    return make
+
+
+@case("hop", "await sync_to_async(f)() (thread-sensitive)", "sync", 200)
+@_in_loop
+def _hop(api):
+    hop = api.sync.sync_to_async(_nothing)
+
+    async def batch():
+        for _ in range(200):
+            await hop()
+
+    return batch, _nothing
+
+
+@case("hop_100_vars", "hop with 100 context variables set", "sync", 200)
+@_in_loop
+def _hop_100_vars(api):
+    hop = api.sync.sync_to_async(_nothing)
+    variables = [contextvars.ContextVar(f"bench_{i}") for i in range(100)]
+
+    async def batch():
+        for i, var in enumerate(variables):
+            var.set(i)
+        for _ in range(200):
+            await hop()
+
+    return batch, _nothing
+
+
+@case("tsc_hop", "ThreadSensitiveContext enter + hop + exit", "sync", 100)
+@_in_loop
+def _tsc_hop(api):
+    hop = api.sync.sync_to_async(_nothing)
+    context = api.sync.ThreadSensitiveContext
+
+    async def batch():
+        for _ in range(100):
+            async with context():
+                await hop()
+
+    return batch, _nothing
+
+
+@case("tsc_64", "64 concurrent ThreadSensitiveContexts, 4 hops each", "sync", 64)
+@_in_loop
+def _tsc_64(api):
+    hop = api.sync.sync_to_async(_nothing)
+    context = api.sync.ThreadSensitiveContext
+
+    async def request():
+        async with context():
+            for _ in range(4):
+                await hop()
+
+    async def batch():
+        await asyncio.gather(*(request() for _ in range(64)))
+
+    return batch, _nothing
+
+
+@case("gather_4000", "4000 gathered non-thread-sensitive hops", "sync", 4000, quick=False)
+@_in_loop
+def _gather_4000(api):
+    hop = api.sync.sync_to_async(_nothing, thread_sensitive=False)
+
+    async def batch():
+        await asyncio.gather(*(hop() for _ in range(4000)))
+
+    return batch, _nothing
+
+
+@case("a2s_from_sync", "async_to_sync(f)() from sync code", "sync", 50)
+def _a2s_from_sync(api):
+    async def nothing():
+        pass
+
+    call = api.sync.async_to_sync(nothing)
+
+    def batch():
+        for _ in range(50):
+            call()
+
+    return batch, _nothing
+
+
+@case("a2s_in_s2a", "async_to_sync inside sync_to_async", "sync", 100)
+@_in_loop
+def _a2s_in_s2a(api):
+    async def nothing():
+        pass
+
+    def sync_part():
+        call = api.sync.async_to_sync(nothing)
+        for _ in range(100):
+            call()
+
+    hop = api.sync.sync_to_async(sync_part)
+    return hop, _nothing
+
+
+@case("s2a_in_a2s", "sync_to_async inside async_to_sync", "sync", 100)
+def _s2a_in_a2s(api):
+    hop = api.sync.sync_to_async(_nothing)
+
+    async def async_part():
+        for _ in range(100):
+            await hop()
+
+    return api.sync.async_to_sync(async_part), _nothing

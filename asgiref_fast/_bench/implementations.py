@@ -1,0 +1,84 @@
+"""The implementations a benchmark can run against, side by side in one
+process: upstream asgiref, and each twin of asgiref_fast.
+
+The twin that ``asgiref_fast`` did not pick is loaded as a second copy of the
+package under another name, with the chooser told which twin to take.
+"""
+
+import importlib
+import importlib.util
+import os
+import sys
+import types
+from pathlib import Path
+
+import asgiref_fast
+
+MODULES = ("sync", "local", "current_thread_executor", "wsgi")
+NAMES = ("upstream", "compiled", "pure")
+
+
+def _api(package: str) -> types.SimpleNamespace:
+    return types.SimpleNamespace(
+        package=package, **{m: importlib.import_module(f"{package}.{m}") for m in MODULES}
+    )
+
+
+def _copy(name: str, no_extensions: bool) -> str:
+    if name in sys.modules:
+        return name
+    directory = Path(asgiref_fast.__file__).parent
+    spec = importlib.util.spec_from_file_location(
+        name, directory / "__init__.py", submodule_search_locations=[str(directory)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    saved = os.environ.get("ASGIREF_FAST_NO_EXTENSIONS")
+    os.environ["ASGIREF_FAST_NO_EXTENSIONS"] = "1" if no_extensions else ""
+    try:
+        spec.loader.exec_module(module)
+        _api(name)
+    finally:
+        if saved is None:
+            del os.environ["ASGIREF_FAST_NO_EXTENSIONS"]
+        else:
+            os.environ["ASGIREF_FAST_NO_EXTENSIONS"] = saved
+    return name
+
+
+def upstream_missing() -> "str | None":
+    """Why upstream asgiref cannot be measured here, or None if it can."""
+    if any(type(f).__name__ == "_StandIn" for f in sys.meta_path):
+        return "asgiref_fast.install() is in effect in this process"
+    try:
+        import asgiref.local  # noqa: F401
+    except ImportError:
+        return 'upstream asgiref is not installed: pip install "asgiref-fast[bench]"'
+    return None
+
+
+def load(names=NAMES) -> "dict[str, types.SimpleNamespace]":
+    """The available implementations among *names*, by name."""
+    found = {}
+    for name in names:
+        if name == "upstream":
+            if upstream_missing() is None:
+                found[name] = _api("asgiref")
+        elif name == "compiled":
+            if asgiref_fast.COMPILED:
+                found[name] = _api("asgiref_fast")
+            elif _copy_compiled_ok():
+                found[name] = _api(_copy("asgiref_fast_compiled_twin", no_extensions=False))
+        elif name == "pure":
+            package = "asgiref_fast" if not asgiref_fast.COMPILED else _copy(
+                "asgiref_fast_pure_twin", no_extensions=True
+            )
+            found[name] = _api(package)
+    return found
+
+
+def _copy_compiled_ok() -> bool:
+    # Only when asgiref_fast is pure by request, not because the build failed.
+    from asgiref_fast import _impl
+
+    return _impl.IMPORT_ERROR is None and importlib.util.find_spec("asgiref_fast._cy") is not None

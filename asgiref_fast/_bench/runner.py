@@ -1,0 +1,137 @@
+"""``python -m asgiref_fast bench``: every case against upstream asgiref and
+both twins, alternating between them so a noisy machine's drift hits all
+alike, then a table of medians and ratios (ours ÷ upstream; below 1 is faster).
+"""
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+
+import asgiref_fast
+
+from . import implementations
+from .cases import CASES
+
+
+def _progress(text: str) -> None:
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\033[K" + text)
+        sys.stderr.flush()
+
+
+def measure(case, impls: dict, rounds: int, min_seconds: float) -> "dict[str, list[float]]":
+    """Per-operation times of *case* for each implementation, in seconds."""
+    prepared = {name: case.make(api) for name, api in impls.items()}
+    samples: "dict[str, list[float]]" = {name: [] for name in impls}
+    try:
+        for batch, _ in prepared.values():
+            batch()  # warm up: threads, loops, caches
+        names = list(prepared)
+        for round_ in range(rounds):
+            # Rotate who goes first, so no implementation always follows another.
+            shift = round_ % len(names)
+            for name in names[shift:] + names[:shift]:
+                batch = prepared[name][0]
+                started = time.perf_counter()
+                runs = 0
+                while True:
+                    batch()
+                    runs += 1
+                    elapsed = time.perf_counter() - started
+                    if elapsed >= min_seconds:
+                        break
+                samples[name].append(elapsed / (runs * case.ops))
+    finally:
+        for _, close in prepared.values():
+            close()
+    return samples
+
+
+def _fmt(seconds: "float | None") -> str:
+    if seconds is None:
+        return "-"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.2f} µs"
+
+
+def machine() -> str:
+    return (
+        f"{platform.python_implementation()} {platform.python_version()}, "
+        f"{platform.machine()}, {platform.system()}; asgiref_fast {asgiref_fast.__version__} "
+        f"({'compiled' if asgiref_fast.COMPILED else 'pure'}) vs upstream asgiref "
+        f"{_upstream_version()}"
+    )
+
+
+def _upstream_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("asgiref")
+    except Exception:
+        return "?"
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m asgiref_fast bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and cases (under 3 minutes)")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help=f"cases to run: {', '.join(CASES)}")
+    parser.add_argument("--json", metavar="FILE", help="write every figure to FILE as JSON")
+    parser.add_argument("--plot", metavar="FILE", help="draw the ratios as a PNG bar chart")
+    parser.add_argument("--rounds", type=int, help="measurement rounds per implementation")
+    args = parser.parse_args(argv)
+
+    missing = implementations.upstream_missing()
+    if missing:
+        print(f"Cannot compare with upstream asgiref: {missing}.", file=sys.stderr)
+        return 2
+    if args.only:
+        unknown = [n for n in args.only if n not in CASES]
+        if unknown:
+            parser.error(f"unknown case(s): {', '.join(unknown)}; choose from {', '.join(CASES)}")
+        selected = [CASES[n] for n in args.only]
+    else:
+        selected = [c for c in CASES.values() if c.quick or not args.quick]
+    rounds = args.rounds or (5 if args.quick else 15)
+    min_seconds = 0.02 if args.quick else 0.05
+
+    impls = implementations.load()
+    print(machine())
+    results = []
+    for index, case in enumerate(selected, 1):
+        _progress(f"[{index}/{len(selected)}] {case.title} ...")
+        samples = measure(case, impls, rounds, min_seconds)
+        medians = {name: statistics.median(s) for name, s in samples.items()}
+        up = medians.get("upstream")
+        results.append({
+            "name": case.name,
+            "title": case.title,
+            "group": case.group,
+            "median_seconds": medians,
+            "samples_seconds": samples,
+            "ratio": {n: m / up for n, m in medians.items() if n != "upstream" and up},
+        })
+    _progress("")
+
+    header = f"{'operation':<48} {'upstream':>11} {'compiled':>11} {'pure':>11} {'ratio':>7} {'pure r.':>7}"
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        m, ratio = r["median_seconds"], r["ratio"]
+        print(f"{r['title']:<48} {_fmt(m.get('upstream')):>11} {_fmt(m.get('compiled')):>11} "
+              f"{_fmt(m.get('pure')):>11} {ratio.get('compiled', float('nan')):>7.3f} "
+              f"{ratio.get('pure', float('nan')):>7.3f}")
+    print("ratio = ours ÷ upstream, medians of the same run (lower is faster)")
+
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"machine": machine(), "rounds": rounds, "results": results}, f, indent=2)
+    if args.plot:
+        from .plot import plot
+
+        plot(results, args.plot, machine())
+    return 0
