@@ -8,17 +8,19 @@ queue, and the lane goes back to the pool only after it has run everything
 queued before. Nothing is started or joined per context when lanes are idle.
 """
 
+import contextvars
 import itertools
 import os
 import threading
 from concurrent.futures import Executor, Future
 from typing import Any
 
+from . import _loops
 from ._impl import WorkQueue
 from .current_thread_executor import FutureWork
 
 # At most this many lanes wait idle; each retires after this long unused.
-MAX_IDLE_LANES = 32
+MAX_IDLE_LANES = 64
 IDLE_SECONDS = 60.0
 
 _names = itertools.count(1)
@@ -78,16 +80,23 @@ class _Lane:
             executor = self._mailbox.pop(pool.idle_seconds)
             if executor is None:
                 if pool.retire(self):
+                    _loops.close()
                     return
                 continue  # handed work just as the wait timed out
-            executor._thread_id = threading.get_ident()
-            pop = executor._queue.pop
-            while (item := pop()) is not None:
-                item()
-                del item
+            # Each lease starts from an empty context, as a new thread would.
+            contextvars.Context().run(self._serve_lease, executor)
             executor = None
             if not pool.park(self):
+                _loops.close()
                 return
+
+    @staticmethod
+    def _serve_lease(executor: LaneExecutor) -> None:
+        executor._thread_id = threading.get_ident()
+        pop = executor._queue.pop
+        while (item := pop()) is not None:
+            item()
+            del item
 
 
 class _LanePool:

@@ -22,7 +22,8 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from ._impl import Call, ContextCarrier, restore_context
+from ._impl import Call, ContextCarrier, peek, restore_context
+from . import _loops
 from ._lanes import LaneExecutor
 from .current_thread_executor import CurrentThreadExecutor
 from .local import Local
@@ -196,7 +197,7 @@ class AsyncToSync(Generic[_P, _R]):
         call_result: "Future[_R]" = Future()
         # Every sync frame gets its own executor to serve nested calls,
         # chained to the one above it in this thread.
-        old_executor = getattr(self.executors, "current", None)
+        old_executor = peek(self.executors, "current")
         current_executor = CurrentThreadExecutor(old_executor)
         self.executors.current = current_executor
         # A list, so main_wrap can hand back the context it ends in.
@@ -241,7 +242,7 @@ class AsyncToSync(Generic[_P, _R]):
                 executor = LaneExecutor()
                 self.context_to_thread_executor[single_thread] = executor
         try:
-            loop_future = executor.submit(asyncio.run, run())
+            loop_future = executor.submit(_loops.run, run())
             current_executor.run_until_future(loop_future)
         finally:
             if single_thread is None:
@@ -288,6 +289,8 @@ class AsyncToSync(Generic[_P, _R]):
 
 
 def _create_task_on(loop: asyncio.AbstractEventLoop, coro: Any) -> bool:
+    if not loop.is_running():  # nothing would ever run the task
+        return False
     try:
         loop.call_soon_threadsafe(loop.create_task, coro)
     except RuntimeError:  # that loop is closed
@@ -383,7 +386,7 @@ class SyncToAsync(Generic[_P, _R]):
             self.deadlock_context.set(False)
 
     def _thread_sensitive_executor(self, loop: asyncio.AbstractEventLoop) -> Executor:
-        executor = getattr(AsyncToSync.executors, "current", None)
+        executor = peek(AsyncToSync.executors, "current")
         if executor is not None:
             return executor
         context = self.thread_sensitive_context.get(None)
@@ -423,12 +426,19 @@ class SyncToAsync(Generic[_P, _R]):
         async_to_sync calls, then call ``func(*args, **kwargs)`` with the
         caller's exception (if any) being handled."""
         threadlocal = self.threadlocal
+        saved = threadlocal.__dict__.copy()
         threadlocal.main_event_loop = loop
         threadlocal.main_event_loop_pid = _pid
         threadlocal.task_context = task_context
-        if exc_info[1] is None:
-            return func(*args, **kwargs)
-        return _call_in_except(exc_info[1], functools.partial(func, *args, **kwargs))
+        try:
+            if exc_info[1] is None:
+                return func(*args, **kwargs)
+            return _call_in_except(exc_info[1], functools.partial(func, *args, **kwargs))
+        finally:
+            # Pooled threads and nested hops must not keep pointing at a loop
+            # that is no longer waiting for them.
+            threadlocal.__dict__.clear()
+            threadlocal.__dict__.update(saved)
 
 
 async def _outcome(call: Call, task_context: "list[asyncio.Task[Any]]", loop: Any) -> Any:

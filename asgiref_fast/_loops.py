@@ -1,0 +1,91 @@
+"""Warm event loops for ``async_to_sync`` called from plain sync code.
+
+``run(coro)`` stands in for ``asyncio.run(coro)`` on a lane thread. Creating
+and closing a loop is most of asyncio.run's cost, so each lane thread keeps
+its loop between calls, and scrubs it after each call back to what a fresh
+loop would be: leftover tasks cancelled and awaited, async generators
+finalised, pending callbacks and timers dropped, the default executor shut
+down, and per-loop settings reset. A loop that cannot be scrubbed for sure
+(another loop implementation, file descriptors left registered) is closed
+instead, and the next call gets a new one.
+"""
+
+import asyncio
+import contextvars
+import threading
+from asyncio import coroutines
+from asyncio.selector_events import BaseSelectorEventLoop
+
+_thread = threading.local()
+
+
+def run(coro):
+    """Run *coro* to completion on this thread's warm loop; return its result."""
+    loop = getattr(_thread, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _thread.loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        task = loop.create_task(coro, context=contextvars.copy_context())
+        return loop.run_until_complete(task)
+    finally:
+        try:
+            _finish_leftover_tasks(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.run_until_complete(loop.shutdown_default_executor())
+        finally:
+            asyncio.set_event_loop(None)
+            if not _scrub(loop):
+                _thread.loop = None
+                loop.close()
+
+
+def close() -> None:
+    """Close this thread's warm loop, if any (a lane does, as it retires)."""
+    loop = getattr(_thread, "loop", None)
+    _thread.loop = None
+    if loop is not None and not loop.is_closed():
+        loop.close()
+
+
+def _finish_leftover_tasks(loop) -> None:
+    # As asyncio.run does: cancel what the call left running, and wait.
+    tasks = asyncio.all_tasks(loop)
+    if not tasks:
+        return
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    for task in tasks:
+        if not task.cancelled() and task.exception() is not None:
+            loop.call_exception_handler({
+                "message": "unhandled exception during async_to_sync() shutdown",
+                "exception": task.exception(),
+                "task": task,
+            })
+
+
+def _scrub(loop) -> bool:
+    """Reset *loop* to as-new; False if that cannot be done with certainty."""
+    if type(loop) is not asyncio.SelectorEventLoop or not isinstance(loop, BaseSelectorEventLoop):
+        return False
+    try:
+        # Only the loop's own self-pipe may remain registered.
+        if len(loop._selector.get_map()) != 1:
+            return False
+        for handle in loop._ready:
+            handle.cancel()
+        loop._ready.clear()
+        for handle in loop._scheduled:
+            handle.cancel()
+        loop._scheduled.clear()
+        loop._timer_cancelled_count = 0
+        loop._asyncgens_shutdown_called = False
+        loop._executor_shutdown_called = False
+        loop._default_executor = None
+        loop.set_exception_handler(None)
+        loop.set_task_factory(None)
+        loop.set_debug(coroutines._is_debug_mode())
+    except AttributeError:  # a Python whose loop internals differ
+        return False
+    return True

@@ -1,0 +1,100 @@
+"""async_to_sync from plain sync code reuses warm loops, yet every call starts
+as a fresh asyncio.run would: nothing of one call survives into the next."""
+
+import asyncio
+import socket
+import threading
+
+from asgiref_fast.sync import AsyncSingleThreadContext, async_to_sync
+
+
+def test_callbacks_and_timers_do_not_survive():
+    fired = []
+
+    async def schedule():
+        # Run before the call ends: the loop's own clean-up turns are fair game
+        # for asyncio.run too, so only what outlives the call is checked.
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.01, fired.append, "later")
+        loop.call_later(3600, fired.append, "much later")
+
+    async def wait_a_bit():
+        await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        return len(loop._scheduled) if hasattr(loop, "_scheduled") else 0
+
+    with AsyncSingleThreadContext():  # same thread, so the same warm loop
+        async_to_sync(schedule)()
+        assert async_to_sync(wait_a_bit)() == 0
+    assert fired == []
+
+
+def test_async_generators_are_finalised():
+    finalised = threading.Event()
+
+    async def agen():
+        try:
+            yield 1
+            yield 2
+        finally:
+            finalised.set()
+
+    async def start_and_abandon():
+        gen = agen()
+        await gen.__anext__()
+        start_and_abandon.keep = gen  # keep it alive past the call
+
+    async_to_sync(start_and_abandon)()
+    assert finalised.is_set()
+
+
+def test_loop_settings_reset_between_calls():
+    async def tamper():
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda loop, context: None)
+        loop.set_task_factory(lambda loop, coro, **kw: asyncio.Task(coro, loop=loop, **kw))
+        await loop.run_in_executor(None, lambda: None)
+        return id(loop)
+
+    async def inspect_loop():
+        loop = asyncio.get_running_loop()
+        executor_ok = await loop.run_in_executor(None, lambda: True)
+        return id(loop), loop.get_exception_handler(), loop.get_task_factory(), executor_ok
+
+    with AsyncSingleThreadContext():
+        first = async_to_sync(tamper)()
+        loop_id, handler, factory, executor_ok = async_to_sync(inspect_loop)()
+    assert (handler, factory, executor_ok) == (None, None, True)
+    assert loop_id == first  # it was the warm loop, scrubbed
+
+
+def test_a_loop_with_registered_descriptors_is_replaced():
+    left, right = socket.socketpair()
+    try:
+        async def register():
+            loop = asyncio.get_running_loop()
+            loop.add_reader(left.fileno(), lambda: None)
+            return id(loop)
+
+        async def loop_id():
+            return id(asyncio.get_running_loop()), len(asyncio.get_running_loop()._selector.get_map())
+
+        with AsyncSingleThreadContext():
+            first = async_to_sync(register)()
+            second, registered = async_to_sync(loop_id)()
+        assert registered == 1  # only the new loop's own wake-up pipe
+    finally:
+        left.close()
+        right.close()
+
+
+def test_exceptions_and_results_still_cross():
+    async def fail():
+        raise LookupError("x")
+
+    try:
+        async_to_sync(fail)()
+    except LookupError as exc:
+        assert exc.args == ("x",)
+    else:
+        raise AssertionError("no exception")
