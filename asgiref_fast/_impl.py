@@ -1,8 +1,9 @@
 """Picks the compiled twins of the hot paths, or their pure-Python twins, once.
 
-The compiled twins are used unless ``ASGIREF_FAST_NO_EXTENSIONS`` is set to a
-non-empty value other than ``0`` or they fail to import; ``IMPORT_ERROR``
-keeps the reason in the latter case.
+The compiled twins (``asgiref_fast._cy``, built from ``src_pyx/``) are used
+unless ``ASGIREF_FAST_NO_EXTENSIONS`` is set to a non-empty value other than
+``0`` or they fail to import; ``IMPORT_ERROR`` keeps the reason in the latter
+case. ``COMPILED`` tells which set is in use.
 """
 
 import os
@@ -13,34 +14,32 @@ if os.environ.get("ASGIREF_FAST_NO_EXTENSIONS", "") not in ("", "0"):
     COMPILED = False
 else:
     try:
-        # Only the compiled twins land here; see src_pyx/.
-        from . import _cy  # type: ignore[attr-defined]  # noqa: F401
+        # All four or none: the twins of one set work together.
+        from ._cy import context as _context
+        from ._cy import hop as _hop
+        from ._cy import local as _local
+        from ._cy import workqueue as _workqueue
     except ImportError as exc:
         IMPORT_ERROR = exc
         COMPILED = False
     else:
         COMPILED = True
 
-if COMPILED:  # pragma: no cover - wired up with the Cython twins
-    from ._cy import (  # type: ignore[attr-defined]  # noqa: F401
-        Call,
-        ContextCarrier,
-        Local,
-        WorkQueue,
-        _DefaultLocal,
-        _Storage,
-        _ThreadCriticalLocal,
-        adopt_context,
-        inbox_for,
-        restore_context,
-    )
-else:
-    from ._pure.context import ContextCarrier, adopt_context, restore_context  # noqa: F401
-    from ._pure.hop import Call, inbox_for  # noqa: F401
-    from ._pure.local import (  # noqa: F401
-        Local,
-        _DefaultLocal,
-        _Storage,
-        _ThreadCriticalLocal,
-    )
-    from ._pure.workqueue import WorkQueue  # noqa: F401
+if not COMPILED:
+    from ._pure import context as _context
+    from ._pure import hop as _hop
+    from ._pure import local as _local
+    from ._pure import workqueue as _workqueue
+
+OWNER = _context.OWNER
+ContextCarrier = _context.ContextCarrier
+adopt_context = _context.adopt_context
+restore_context = _context.restore_context
+Call = _hop.Call
+inbox_for = _hop.inbox_for
+Local = _local.Local
+_DefaultLocal = _local._DefaultLocal
+_Storage = _local._Storage
+_ThreadCriticalLocal = _local._ThreadCriticalLocal
+peek = _local.peek
+WorkQueue = _workqueue.WorkQueue
