@@ -243,3 +243,103 @@ def _s2a_in_a2s(api):
             await hop()
 
     return api.sync.async_to_sync(async_part), _nothing
+
+
+# -- Whole requests ------------------------------------------------------------
+
+def _django(requests: int, concurrency: int):
+    """Django ASGI requests, in a worker process per implementation (Django
+    binds asgiref at import, so each needs a process of its own)."""
+
+    def make(api):
+        import os
+        import subprocess
+        import sys
+
+        env = dict(os.environ)
+        env.pop("ASGIREF_FAST", None)
+        if api.name == "pure":
+            env["ASGIREF_FAST_NO_EXTENSIONS"] = "1"
+        else:
+            env.pop("ASGIREF_FAST_NO_EXTENSIONS", None)
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "asgiref_fast._bench.django_app", api.name],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+        )
+        if worker.stdout.readline().strip() != "ready":
+            worker.kill()
+            raise RuntimeError(f"the Django worker for {api.name} did not start")
+
+        def batch() -> float:
+            worker.stdin.write(f"{requests} {concurrency}\n")
+            worker.stdin.flush()
+            return float(worker.stdout.readline())
+
+        def close() -> None:
+            worker.stdin.close()
+            try:
+                worker.wait(10)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+
+        return batch, close
+
+    return make
+
+
+case("django_c1", "Django ASGI request, concurrency 1", "django", 100, quick=True)(_django(100, 1))
+case("django_c16", "Django ASGI request, concurrency 16", "django", 320, quick=True)(_django(320, 16))
+
+
+def _hello_wsgi(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "5")])
+    return [b"hello"]
+
+
+_WSGI_SCOPE = {
+    "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+    "scheme": "http", "path": "/", "raw_path": b"/", "query_string": b"", "root_path": "",
+    "headers": [(b"host", b"localhost"), (b"accept", b"*/*")],
+    "client": ("127.0.0.1", 40000), "server": ("localhost", 80),
+}
+
+
+def _wsgi(requests: int, concurrency: int):
+    def make(api):
+        app = api.wsgi.WsgiToAsgi(_hello_wsgi)
+        loop = asyncio.new_event_loop()
+
+        async def one():
+            messages = [{"type": "http.request", "body": b"", "more_body": False}]
+            sent = []
+
+            async def receive():
+                if messages:
+                    return messages.pop()
+                await asyncio.Event().wait()
+
+            async def send(message):
+                sent.append(message)
+
+            await app(dict(_WSGI_SCOPE), receive, send)
+            assert sent[0]["status"] == 200
+
+        async def client(n):
+            for _ in range(n):
+                await one()
+
+        async def run():
+            share = requests // concurrency
+            await asyncio.gather(*(client(share) for _ in range(concurrency)))
+
+        def finish():
+            loop.run_until_complete(loop.shutdown_default_executor())
+            loop.close()
+
+        return (lambda: loop.run_until_complete(run())), finish
+
+    return make
+
+
+case("wsgi_c1", "WsgiToAsgi request, concurrency 1", "wsgi", 100)(_wsgi(100, 1))
+case("wsgi_c32", "WsgiToAsgi request, concurrency 32", "wsgi", 320)(_wsgi(320, 32))

@@ -18,9 +18,10 @@ MODULES = ("sync", "local", "current_thread_executor", "wsgi")
 NAMES = ("upstream", "compiled", "pure")
 
 
-def _api(package: str) -> types.SimpleNamespace:
+def _api(name: str, package: str) -> types.SimpleNamespace:
     return types.SimpleNamespace(
-        package=package, **{m: importlib.import_module(f"{package}.{m}") for m in MODULES}
+        name=name, package=package,
+        **{m: importlib.import_module(f"{package}.{m}") for m in MODULES},
     )
 
 
@@ -37,13 +38,23 @@ def _copy(name: str, no_extensions: bool) -> str:
     os.environ["ASGIREF_FAST_NO_EXTENSIONS"] = "1" if no_extensions else ""
     try:
         spec.loader.exec_module(module)
-        _api(name)
+        for submodule in MODULES:
+            importlib.import_module(f"{name}.{submodule}")
     finally:
         if saved is None:
             del os.environ["ASGIREF_FAST_NO_EXTENSIONS"]
         else:
             os.environ["ASGIREF_FAST_NO_EXTENSIONS"] = saved
     return name
+
+
+def a2wsgi() -> "types.SimpleNamespace | None":
+    """a2wsgi's WSGI adapter, as a stand-in "implementation" for the WSGI cases."""
+    try:
+        from a2wsgi import WSGIMiddleware
+    except ImportError:
+        return None
+    return types.SimpleNamespace(name="a2wsgi", wsgi=types.SimpleNamespace(WsgiToAsgi=WSGIMiddleware))
 
 
 def upstream_missing() -> "str | None":
@@ -63,17 +74,17 @@ def load(names=NAMES) -> "dict[str, types.SimpleNamespace]":
     for name in names:
         if name == "upstream":
             if upstream_missing() is None:
-                found[name] = _api("asgiref")
+                found[name] = _api(name, "asgiref")
         elif name == "compiled":
             if asgiref_fast.COMPILED:
-                found[name] = _api("asgiref_fast")
+                found[name] = _api(name, "asgiref_fast")
             elif _copy_compiled_ok():
-                found[name] = _api(_copy("asgiref_fast_compiled_twin", no_extensions=False))
+                found[name] = _api(name, _copy("asgiref_fast_compiled_twin", no_extensions=False))
         elif name == "pure":
             package = "asgiref_fast" if not asgiref_fast.COMPILED else _copy(
                 "asgiref_fast_pure_twin", no_extensions=True
             )
-            found[name] = _api(package)
+            found[name] = _api(name, package)
     return found
 
 
