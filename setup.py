@@ -1,19 +1,24 @@
 """Builds the compiled twins from src_pyx/, when it can.
 
-Everything else is declared in pyproject.toml. Without a C compiler or Cython,
-or with ASGIREF_FAST_NO_EXTENSIONS=1, the install still succeeds with the
-pure-Python twins, and says so.
+Each ``src_pyx/<name>.pyx`` becomes the extension module
+``asgiref_fast._cy.<name>``; ``src_pyx/*.pxd`` declare their classes and the
+C API they share. Everything else is declared in pyproject.toml. Without a C
+compiler or Cython, or with ASGIREF_FAST_NO_EXTENSIONS=1, the install still
+succeeds with the pure-Python twins, and says so.
 """
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
-SOURCES = sorted(str(p.relative_to(HERE)) for p in (HERE / "src_pyx").glob("*.pyx"))
+PYX_DIR = "src_pyx"
+PACKAGE = "asgiref_fast._cy"
 
 
 def _say(message: str) -> None:
@@ -21,37 +26,95 @@ def _say(message: str) -> None:
 
 
 class optional_build_ext(build_ext):
-    """A failed extension build falls back to the pure twins."""
+    """Builds the twins as optional extensions: one that fails to build is
+    left out (asgiref_fast._impl then falls back to the pure twins, all of
+    them), and the install goes on."""
 
     def run(self):
         try:
             super().run()
-        except Exception as exc:  # compiler missing, headers missing, ...
+        except Exception as exc:  # no compiler at all, ...
             _say(f"building the compiled twins failed ({exc}); installing the pure-Python twins only")
+            for ext in self.extensions:
+                self._forget(ext)
 
     def build_extension(self, ext):
         try:
             super().build_extension(ext)
         except Exception as exc:
             _say(f"building {ext.name} failed ({exc}); installing the pure-Python twins only")
+            self._forget(ext)
+
+    def _forget(self, ext):
+        # A module left from an earlier build must not stand in for this one.
+        try:
+            os.remove(self.get_ext_fullpath(ext.name))
+        except OSError:
+            pass
+
+    def copy_file(self, infile, outfile, *args, **kwargs):
+        # Into the source tree (editable installs): replace the module, never
+        # rewrite it in place under a process that has it loaded.
+        partial = f"{outfile}.{os.getpid()}.partial"
+        _, copied = super().copy_file(infile, partial, *args, **kwargs)
+        os.replace(partial, outfile)
+        return outfile, copied
 
 
 def extensions():
     if os.environ.get("ASGIREF_FAST_NO_EXTENSIONS", "") not in ("", "0"):
         _say("ASGIREF_FAST_NO_EXTENSIONS is set: installing the pure-Python twins only")
         return []
-    if not SOURCES:
+    names = sorted(p.stem for p in (HERE / PYX_DIR).glob("*.pyx"))
+    if not names:
         return []
     try:
         from Cython.Build import cythonize
     except ImportError:
         _say("Cython is not available: installing the pure-Python twins only")
         return []
-    return cythonize(
-        SOURCES,
-        compiler_directives={"language_level": "3"},
-        include_path=["src_pyx"],
-    )
+    try:
+        return cythonize(
+            [Extension(f"{PACKAGE}.{name}", [f"{PYX_DIR}/{name}.pyx"], optional=True) for name in names],
+            compiler_directives={"language_level": "3"},
+            include_path=[PYX_DIR, _stage_declarations(names)],
+        )
+    except Exception as exc:  # a Cython that cannot compile them
+        _say(f"Cython failed ({exc}): installing the pure-Python twins only")
+        return []
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": optional_build_ext})
+def _stage_declarations(names: "list[str]") -> str:
+    """Cython reads the declarations of module ``asgiref_fast._cy.<name>``
+    from ``asgiref_fast/_cy/<name>.pxd`` on its include path, not from beside
+    the .pyx: put a copy of ``src_pyx/<name>.pxd`` there, in build/."""
+    root = HERE / "build" / "pxd"
+    package = root.joinpath(*PACKAGE.split("."))
+    package.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        pxd = HERE / PYX_DIR / f"{name}.pxd"
+        if pxd.exists():
+            shutil.copyfile(pxd, package / pxd.name)
+    return str(root)
+
+
+# ASGIREF_FAST=1 in the environment switches asgiref_fast on at interpreter
+# start-up (see asgiref_fast/_autoinstall.py); unset, the line imports nothing.
+PTH_LINE = (
+    "import os; os.environ.get('ASGIREF_FAST', '').strip().lower() in ('', '0', 'false', 'no', 'off')"
+    " or __import__('asgiref_fast._autoinstall')\n"
+)
+
+
+class build_py_with_pth(build_py):
+    """Also puts asgiref_fast.pth at the top of site-packages."""
+
+    def run(self):
+        super().run()
+        # An editable wheel is assembled in install_lib; build_lib is discarded.
+        target = self.get_finalized_command("install").install_lib if self.editable_mode else self.build_lib
+        self.mkpath(target)
+        Path(target, "asgiref_fast.pth").write_text(PTH_LINE)
+
+
+setup(ext_modules=extensions(), cmdclass={"build_ext": optional_build_ext, "build_py": build_py_with_pth})

@@ -26,10 +26,10 @@ else:
         COMPILED = True
 
 if not COMPILED:
-    from ._pure import context as _context
-    from ._pure import hop as _hop
-    from ._pure import local as _local
-    from ._pure import workqueue as _workqueue
+    from ._pure import context as _context  # type: ignore[no-redef]  # the API of _cy/context.pyi
+    from ._pure import hop as _hop  # type: ignore[no-redef]  # the API of _cy/hop.pyi
+    from ._pure import local as _local  # type: ignore[no-redef]  # the API of _cy/local.pyi
+    from ._pure import workqueue as _workqueue  # type: ignore[no-redef]  # the API of _cy/workqueue.pyi
 
 OWNER = _context.OWNER
 ContextCarrier = _context.ContextCarrier

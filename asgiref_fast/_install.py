@@ -5,6 +5,7 @@ import importlib.abc
 import importlib.machinery
 import sys
 import types
+from collections.abc import Sequence
 
 # The asgiref release whose behaviour and API we provide.
 ASGIREF_VERSION = "3.13.0"
@@ -27,7 +28,9 @@ class _StandIn(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """Finds ``asgiref`` and ``asgiref.<module>`` before any other finder,
     and loads them as the asgiref_fast modules themselves."""
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(
+        self, fullname: str, path: "Sequence[str] | None" = None, target: "types.ModuleType | None" = None
+    ) -> "importlib.machinery.ModuleSpec | None":
         if fullname == "asgiref":
             return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
         package, _, name = fullname.partition(".")
@@ -35,12 +38,12 @@ class _StandIn(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             return importlib.machinery.ModuleSpec(fullname, self)
         return None
 
-    def create_module(self, spec):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType:
         if spec.name == "asgiref":
             return _package()
         return importlib.import_module("asgiref_fast." + spec.name.partition(".")[2])
 
-    def exec_module(self, module):
+    def exec_module(self, module: types.ModuleType) -> None:
         pass  # already executed as asgiref_fast.<module>
 
 

@@ -1,17 +1,21 @@
 """Lanes: warm worker threads, each serving one thread-sensitive context at a
 time.
 
-A ``LaneExecutor`` is the queue of one context (a ThreadSensitiveContext, an
-AsyncSingleThreadContext, the process-wide default). On its first use it
-borrows an idle lane from the pool, or starts one; ``shutdown()`` closes the
-queue, and the lane goes back to the pool only after it has run everything
-queued before. Nothing is started or joined per context when lanes are idle.
+A lane is a daemon thread with a work queue. A ``LaneExecutor`` is one
+context's lease on a lane (a ThreadSensitiveContext's, an
+AsyncSingleThreadContext's, the process-wide default's): on first use it
+borrows an idle lane from the pool, or starts one; ``shutdown()`` ends the
+lease. A lane that is idle then goes straight back to the pool; one still
+busy with the context's work returns only once it has finished it, so the
+next context never waits behind the last one's leftovers. Nothing is started,
+joined or woken per context while idle lanes are available.
 """
 
 import contextvars
 import itertools
 import os
 import threading
+from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
@@ -30,73 +34,98 @@ class LaneExecutor(Executor):
     """An Executor that runs everything, in order, on one borrowed thread."""
 
     def __init__(self, *, fresh: bool = False) -> None:
-        self._queue = WorkQueue()
+        # Orders pushes against shutdown: nothing of this lease may reach
+        # the lane after it has been handed back.
+        self._lock = threading.Lock()
+        self._lane: "_Lane | None" = None
         self._fresh = fresh  # start a new lane rather than borrow an idle one
-        self._lent = False
-        self._lend_lock = threading.Lock()
-        self._thread_id: "int | None" = None
+        self._closed = False
+        self._end: "_EndOfLease | None" = None
+        self._context: "contextvars.Context | None" = None
 
-    def _push(self, item) -> None:
-        if not self._queue.push(item):
-            raise RuntimeError("cannot schedule new futures after shutdown")
-        if not self._lent:
-            with self._lend_lock:
-                if not self._lent:
-                    self._lent = True
-                    _pool.lend(self)
+    def _push(self, item: Any) -> None:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            lane = self._lane
+            if lane is None or lane.forks != _forks:  # new, or forked since
+                lane = self._lane = _pool.borrow(self._fresh)
+            lane.queue.push(item)
 
-    def submit(self, fn, /, *args: Any, **kwargs: Any) -> "Future[Any]":
-        work = FutureWork(fn, args, kwargs)
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> "Future[Any]":
+        # Submitted work of one lease shares a context of its own, as the
+        # work of one new thread would.
+        if self._context is None:
+            self._context = contextvars.Context()
+        work = FutureWork(self._context.run, (fn, *args), kwargs)
         self._push(work)
         return work.future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        if cancel_futures:
-            for item in self._queue.take_all():
-                item.cancel()
-        drained: "Future[None] | None" = None
-        if wait and self._lent and self._thread_id != threading.get_ident():
-            drained = Future()
-            self._queue.push(lambda: drained.set_result(None))
-        self._queue.close()
-        if drained is not None:
-            drained.result()
+        lane = self._lane
+        if lane is not None and lane.forks != _forks:
+            return  # lent before a fork: that lane does not exist in this process
+        with self._lock:
+            first = not self._closed
+            self._closed = True
+            lane = self._lane
+            if lane is None:
+                return
+            if cancel_futures:
+                for item in lane.queue.take_all():
+                    if isinstance(item, _EndOfLease):
+                        lane.queue.push(item)
+                    else:
+                        item.cancel()
+            if first:
+                self._end = lane.pool.give_back(lane)
+            end = self._end
+        if wait and end is not None and lane.ident != threading.get_ident():
+            end.done.result()
+
+    def __del__(self) -> None:
+        # A context dropped without exiting (its entry in a weak registry
+        # gone) still hands its lane back.
+        self.shutdown(wait=False)
+
+
+class _EndOfLease:
+    """Queued behind a busy lease's last work: the lane is free once here."""
+
+    def __init__(self, lane: "_Lane") -> None:
+        self._lane = lane
+        self.done: "Future[None]" = Future()
+
+    def __call__(self) -> None:
+        self._lane.pool.park(self._lane)
+        self.done.set_result(None)
 
 
 class _Lane:
-    """One pooled daemon thread. It serves one LaneExecutor until that is
-    shut down and drained, then waits in its mailbox for the next one."""
+    """One pooled daemon thread and its work queue."""
 
     def __init__(self, pool: "_LanePool") -> None:
-        self._pool = pool
-        self._mailbox = WorkQueue()
+        self.queue = WorkQueue()
+        self.ident: "int | None" = None
+        self.pool = pool
+        self.forks = _forks  # the process it belongs to, as forks go
         threading.Thread(
             target=self._serve, name=f"asgiref_fast-lane-{next(_names)}", daemon=True
         ).start()
 
     def _serve(self) -> None:
-        pool = self._pool
-        while True:
-            executor = self._mailbox.pop(pool.idle_seconds)
-            if executor is None:
-                if pool.retire(self):
-                    _loops.close()
+        self.ident = threading.get_ident()
+        pool, pop = self.pool, self.queue.pop
+        try:
+            while True:
+                item = pop(pool.idle_seconds)
+                if item is not None:
+                    item()
+                    del item
+                elif self.queue.closed or pool.retire(self):
                     return
-                continue  # handed work just as the wait timed out
-            # Each lease starts from an empty context, as a new thread would.
-            contextvars.Context().run(self._serve_lease, executor)
-            executor = None
-            if not pool.park(self):
-                _loops.close()
-                return
-
-    @staticmethod
-    def _serve_lease(executor: LaneExecutor) -> None:
-        executor._thread_id = threading.get_ident()
-        pop = executor._queue.pop
-        while (item := pop()) is not None:
-            item()
-            del item
+        finally:
+            _loops.close()
 
 
 class _LanePool:
@@ -106,31 +135,39 @@ class _LanePool:
         self._lock = threading.Lock()
         self._idle: "list[_Lane]" = []  # most recently parked last
 
-    def lend(self, executor: LaneExecutor) -> None:
-        lane = None
-        if not executor._fresh:
+    def borrow(self, fresh: bool = False) -> _Lane:
+        if not fresh:
             with self._lock:
-                lane = self._idle.pop() if self._idle else None
-        if lane is None:
-            lane = _Lane(self)
-        lane._mailbox.push(executor)
+                if self._idle:
+                    return self._idle.pop()
+        return _Lane(self)
 
-    def park(self, lane: _Lane) -> bool:
-        """Put *lane* back among the idle ones; False if it should retire."""
+    def give_back(self, lane: _Lane) -> "_EndOfLease | None":
+        """End a lease on *lane*: park it now if it is idle, else once its
+        queued work is done (the returned marker says when)."""
+        if lane.queue.idle():
+            self.park(lane)
+            return None
+        end = _EndOfLease(lane)
+        lane.queue.push(end)
+        return end
+
+    def park(self, lane: _Lane) -> None:
         with self._lock:
-            if len(self._idle) >= self.max_idle:
-                return False
-            self._idle.append(lane)
-            return True
+            if len(self._idle) < self.max_idle:
+                self._idle.append(lane)
+                return
+        lane.queue.close()  # enough lanes wait idle already: this one retires
 
     def retire(self, lane: _Lane) -> bool:
-        """Take idle *lane* out of the pool; False if it was lent meanwhile."""
+        """Retire *lane* if it is idle in the pool; False if it is lent."""
         with self._lock:
             try:
                 self._idle.remove(lane)
             except ValueError:
                 return False
-            return True
+        lane.queue.close()
+        return True
 
     def idle_count(self) -> int:
         with self._lock:
@@ -138,6 +175,7 @@ class _LanePool:
 
 
 _pool = _LanePool()
+_forks = 0  # how many times this process's ancestry has forked since import
 
 
 def pool() -> _LanePool:
@@ -146,8 +184,9 @@ def pool() -> _LanePool:
 
 def _reset_after_fork() -> None:
     # The child has only the thread that forked: no lane exists in it.
-    global _pool
+    global _pool, _forks
     _pool = _LanePool()
+    _forks += 1
 
 
 os.register_at_fork(after_in_child=_reset_after_fork)

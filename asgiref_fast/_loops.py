@@ -15,11 +15,13 @@ import contextvars
 import threading
 from asyncio import coroutines
 from asyncio.selector_events import BaseSelectorEventLoop
+from collections.abc import Coroutine
+from typing import Any
 
 _thread = threading.local()
 
 
-def run(coro):
+def run(coro: "Coroutine[Any, Any, Any]") -> Any:
     """Run *coro* to completion on this thread's warm loop; return its result."""
     loop = getattr(_thread, "loop", None)
     if loop is None or loop.is_closed():
@@ -48,7 +50,7 @@ def close() -> None:
         loop.close()
 
 
-def _finish_leftover_tasks(loop) -> None:
+def _finish_leftover_tasks(loop: asyncio.AbstractEventLoop) -> None:
     # As asyncio.run does: cancel what the call left running, and wait.
     tasks = asyncio.all_tasks(loop)
     if not tasks:
@@ -65,7 +67,7 @@ def _finish_leftover_tasks(loop) -> None:
             })
 
 
-def _scrub(loop) -> bool:
+def _scrub(loop: asyncio.AbstractEventLoop) -> bool:
     """Reset *loop* to as-new; False if that cannot be done with certainty."""
     if type(loop) is not asyncio.SelectorEventLoop or not isinstance(loop, BaseSelectorEventLoop):
         return False

@@ -27,7 +27,7 @@ def is_double_callable(application: Any) -> bool:
 def double_to_single_callable(application: Any) -> Any:
     """Wrap an ASGI 2 app so it can be called the ASGI 3 way."""
 
-    async def new_application(scope, receive, send):
+    async def new_application(scope: Any, receive: Any, send: Any) -> Any:
         return await application(scope)(receive, send)
 
     return new_application

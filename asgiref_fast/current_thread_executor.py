@@ -17,7 +17,7 @@ class FutureWork:
 
     __slots__ = ("future", "_fn", "_args", "_kwargs")
 
-    def __init__(self, fn: Callable[..., Any], args: tuple, kwargs: dict) -> None:
+    def __init__(self, fn: Callable[..., Any], args: "tuple[Any, ...]", kwargs: "dict[str, Any]") -> None:
         self.future: Future[Any] = Future()
         self._fn = fn
         self._args = args
@@ -31,7 +31,7 @@ class FutureWork:
         except BaseException as exc:
             self.future.set_exception(exc)
             # The traceback holds this frame: break the cycle through it.
-            self = None  # noqa: F841
+            self = None  # type: ignore[assignment]  # noqa: F841
         else:
             self.future.set_result(result)
 

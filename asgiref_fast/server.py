@@ -20,7 +20,8 @@ class StatelessServer:
     the application sends). At most ``max_applications`` instances are kept;
     the least recently used one is dropped to make room. Finished instances
     are reaped, and their errors reported, every
-    ``application_checker_interval`` seconds.
+    ``application_checker_interval`` seconds; no instance's failure or
+    cancellation stops that.
     """
 
     application_checker_interval = 0.1
@@ -66,15 +67,21 @@ class StatelessServer:
 
     # -- Application instances -----------------------------------------------
 
-    def get_or_create_application_instance(self, scope_id: Any, scope: Any) -> asyncio.Queue:
+    def get_or_create_application_instance(self, scope_id: Any, scope: Any) -> "asyncio.Queue[Any]":
         """Return the input queue of ``scope_id``'s instance, starting one if needed."""
-        details = self.application_instances.get(scope_id)
+        instances = self.application_instances
+        details = instances.pop(scope_id, None)
         if details is not None:
             details["last_used"] = time.time()
-            return details["input_queue"]
-        while len(self.application_instances) > self.max_applications:
+            # Moved to the end: dict order is then least recently used first,
+            # which breaks ties between equal timestamps the right way.
+            instances[scope_id] = details
+            return details["input_queue"]  # type: ignore[no-any-return]
+        # Make room: never more than max_applications at once (asgiref
+        # allowed one more than its documentation says).
+        while instances and len(instances) >= self.max_applications:
             self.delete_oldest_application_instance()
-        input_queue: asyncio.Queue = asyncio.Queue()
+        input_queue: "asyncio.Queue[Any]" = asyncio.Queue()
 
         def send(message: Any) -> Any:
             return self.application_send(scope, message)
@@ -113,11 +120,18 @@ class StatelessServer:
                 future = details["future"]
                 if not future.done():
                     continue
-                exception = future.exception()
+                # A cancelled instance is just reaped. (asgiref asks it for
+                # its exception, which raises CancelledError and stops this
+                # checker, and with it the server.)
+                exception = None if future.cancelled() else future.exception()
                 if exception:
-                    await self.application_exception(exception, details)
-                # application_exception() may have removed it already.
-                self.application_instances.pop(scope_id, None)
+                    try:
+                        await self.application_exception(exception, details)
+                    except Exception:
+                        logger.exception("application_exception() failed")
+                # application_exception() may have removed or replaced it.
+                if self.application_instances.get(scope_id) is details:
+                    del self.application_instances[scope_id]
 
     async def application_exception(
         self, exception: BaseException, application_details: dict[str, Any]

@@ -237,16 +237,16 @@ class AsyncToSync(Generic[_P, _R]):
         if single_thread is None:
             executor = LaneExecutor()
         else:
-            executor = self.context_to_thread_executor.get(single_thread)
+            executor = self.context_to_thread_executor.get(single_thread)  # type: ignore[assignment]
             if executor is None:
                 executor = LaneExecutor()
                 self.context_to_thread_executor[single_thread] = executor
-        try:
-            loop_future = executor.submit(_loops.run, run())
-            current_executor.run_until_future(loop_future)
-        finally:
-            if single_thread is None:
-                executor.shutdown(wait=False)
+        loop_future = executor.submit(_loops.run, run())
+        if single_thread is None:
+            # One call only: the lane goes back to the pool as soon as it is
+            # done, before this thread can make its next call.
+            executor.shutdown(wait=False)
+        current_executor.run_until_future(loop_future)
         loop_future.result()
 
     def __get__(self, parent: Any, objtype: Any) -> Callable[_P, _R]:
@@ -269,7 +269,7 @@ class AsyncToSync(Generic[_P, _R]):
         task = asyncio.current_task()
         track = task is not None and task_context is not None
         if track:
-            task_context.append(task)  # type: ignore[union-attr]
+            task_context.append(task)  # type: ignore[union-attr, arg-type]
         try:
             if exc_info[1] is None:
                 result = await awaitable
@@ -284,7 +284,7 @@ class AsyncToSync(Generic[_P, _R]):
             call_result.set_result(result)
         finally:
             if track:
-                task_context.remove(task)  # type: ignore[union-attr]
+                task_context.remove(task)  # type: ignore[union-attr, arg-type]
             context[0] = contextvars.copy_context()
 
 
@@ -357,11 +357,11 @@ class SyncToAsync(Generic[_P, _R]):
     async def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         loop = asyncio.get_running_loop()
         if self._thread_sensitive:
-            executor = self._thread_sensitive_executor(loop)
+            executor: "Executor | None" = self._thread_sensitive_executor(loop)
         else:
             executor = self._executor
         own_context = self.context is None
-        carrier = ContextCarrier(contextvars.copy_context() if own_context else self.context)
+        carrier = ContextCarrier(contextvars.copy_context() if own_context else self.context)  # type: ignore[arg-type]
         # The wrapped call, as a functools.partial: thread_handler overrides
         # (APM agents) look inside it.
         child = functools.partial(self.func, *args, **kwargs)
@@ -379,14 +379,14 @@ class SyncToAsync(Generic[_P, _R]):
                 executor._push(call)
             else:
                 executor.submit(call)
-            return await _outcome(call, task_context, loop)
+            return await _outcome(call, task_context, loop)  # type: ignore[no-any-return]
         finally:
             if own_context:
                 carrier.restore()
             self.deadlock_context.set(False)
 
     def _thread_sensitive_executor(self, loop: asyncio.AbstractEventLoop) -> Executor:
-        executor = peek(AsyncToSync.executors, "current")
+        executor: "Executor | None" = peek(AsyncToSync.executors, "current")
         if executor is not None:
             return executor
         context = self.thread_sensitive_context.get(None)
@@ -421,7 +421,9 @@ class SyncToAsync(Generic[_P, _R]):
         func = functools.partial(self.__call__, parent)
         return functools.update_wrapper(func, self.func)
 
-    def thread_handler(self, loop, exc_info, task_context, func, *args, **kwargs):
+    def thread_handler(
+        self, loop: Any, exc_info: Any, task_context: Any, func: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> Any:
         """Runs on the worker thread: note where we came from, for nested
         async_to_sync calls, then call ``func(*args, **kwargs)`` with the
         caller's exception (if any) being handled."""
@@ -480,7 +482,7 @@ def _after_fork_in_child() -> None:
     for registry in (SyncToAsync.context_to_thread_executor, AsyncToSync.context_to_thread_executor):
         for key, executor in list(registry.items()):
             if isinstance(executor, LaneExecutor):
-                del registry[key]
+                del registry[key]  # type: ignore[arg-type]
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
@@ -541,4 +543,4 @@ def sync_to_async(  # type: ignore[no-untyped-def]
             f, thread_sensitive=thread_sensitive, executor=executor, context=context
         )
 
-    return wrap if func is None else wrap(func)
+    return wrap if func is None else wrap(func)  # type: ignore[no-untyped-call]

@@ -18,24 +18,24 @@ class ApplicationCommunicator:
     def __init__(self, application: Any, scope: Any) -> None:
         self.application = guarantee_single_callable(application)
         self.scope = scope
-        self._future: asyncio.Task | None = None
-        self._input_queue: asyncio.Queue | None = None
-        self._output_queue: asyncio.Queue | None = None
+        self._future: "asyncio.Task[Any] | None" = None
+        self._input_queue: "asyncio.Queue[Any] | None" = None
+        self._output_queue: "asyncio.Queue[Any] | None" = None
 
     @property
-    def input_queue(self) -> asyncio.Queue:
+    def input_queue(self) -> "asyncio.Queue[Any]":
         if self._input_queue is None:
             self._input_queue = asyncio.Queue()
         return self._input_queue
 
     @property
-    def output_queue(self) -> asyncio.Queue:
+    def output_queue(self) -> "asyncio.Queue[Any]":
         if self._output_queue is None:
             self._output_queue = asyncio.Queue()
         return self._output_queue
 
     @property
-    def future(self) -> asyncio.Task:
+    def future(self) -> "asyncio.Task[Any]":
         if self._future is None:
             coro = self.application(
                 self.scope, self.input_queue.get, self.output_queue.put

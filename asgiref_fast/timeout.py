@@ -6,6 +6,7 @@ New code should use :func:`asyncio.timeout`.
 import asyncio
 import warnings
 from types import TracebackType
+from typing import Any
 
 
 class timeout:
@@ -36,7 +37,7 @@ class timeout:
             )
         self._timeout = timeout
         self._loop = loop
-        self._task: asyncio.Task | None = None
+        self._task: "asyncio.Task[Any] | None" = None
         self._cancelled = False
         self._cancel_handler: asyncio.Handle | None = None
         self._cancel_at: float | None = None

@@ -1,5 +1,6 @@
 """Serve a WSGI application over ASGI (HTTP only)."""
 
+import re
 import sys
 from collections.abc import Callable, Iterable
 from tempfile import SpooledTemporaryFile
@@ -10,10 +11,33 @@ from .sync import AsyncToSync, sync_to_async
 # Request bodies up to this size stay in memory; larger ones go to disk.
 _SPOOL_MAX_SIZE = 65536
 
+# Default bounds on one request's headers. Front servers pass far less (h11
+# and nginx: 16-32 KiB in all; Apache: 100 fields), so these only stop a head
+# that no real server would send from turning into a huge environ.
+HEADER_COUNT_LIMIT = 1000
+HEADER_BYTES_LIMIT = 256 * 1024
+
+# RFC 9110 5.1: a field name is a token. 5.5: CR, LF and NUL are never
+# valid in a field value.
+_is_token = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
+_bad_value_char = re.compile(rb"[\r\n\x00]").search
+
+_DUPLICATES_BODY = b"Bad Request: Too many duplicate headers"
+
+
+class _Rejected(ValueError):
+    """The request is refused: the client gets ``status`` and ``body``."""
+
+    def __init__(self, message: str, status: int, body: bytes) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
 
 def _as_wsgi_str(text: str) -> str:
-    # PEP 3333 "native strings": the UTF-8 bytes, each seen as one latin-1 char.
-    return text.encode("utf8").decode("latin1")
+    # PEP 3333 "native strings": the UTF-8 bytes, each seen as one latin-1
+    # char. Surrogate escapes give back the raw bytes they stand for.
+    return text.encode("utf8", "surrogateescape").decode("latin1")
 
 
 def _environ_key(header_name: str) -> str:
@@ -27,18 +51,39 @@ def _environ_key(header_name: str) -> str:
 class WsgiToAsgi:
     """An ASGI 3 application that runs ``wsgi_application`` for each HTTP request.
 
-    A request with more than ``duplicate_header_limit`` copies of one header
-    gets a 400 response; a falsy limit disables the check.
+    Requests are checked before the application sees them:
+
+    - more than ``duplicate_header_limit`` copies of one header: 400;
+    - more than ``header_count_limit`` headers, or more than
+      ``header_bytes_limit`` bytes of header names and values: 431;
+    - a header name that is not an RFC 9110 token, a header value holding
+      CR, LF or NUL, or a path that no bytes could encode: 400.
+
+    A falsy limit disables that check. The request body is spooled to a
+    temporary file once it outgrows 64 KiB, so memory stays bounded however
+    large it is.
     """
 
     def __init__(
-        self, wsgi_application: Callable, duplicate_header_limit: int | None = 100
+        self,
+        wsgi_application: Callable[..., Any],
+        duplicate_header_limit: int | None = 100,
+        *,
+        header_count_limit: int | None = HEADER_COUNT_LIMIT,
+        header_bytes_limit: int | None = HEADER_BYTES_LIMIT,
     ) -> None:
         self.wsgi_application = wsgi_application
         self.duplicate_header_limit = duplicate_header_limit
+        self.header_count_limit = header_count_limit
+        self.header_bytes_limit = header_bytes_limit
 
-    async def __call__(self, scope, receive, send) -> None:
-        instance = WsgiToAsgiInstance(self.wsgi_application, self.duplicate_header_limit)
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        instance = WsgiToAsgiInstance(
+            self.wsgi_application,
+            self.duplicate_header_limit,
+            header_count_limit=self.header_count_limit,
+            header_bytes_limit=self.header_bytes_limit,
+        )
         await instance(scope, receive, send)
 
 
@@ -46,16 +91,23 @@ class WsgiToAsgiInstance:
     """Handles one request: reads the whole body, then runs the WSGI app in a thread."""
 
     def __init__(
-        self, wsgi_application: Callable, duplicate_header_limit: int | None = 100
+        self,
+        wsgi_application: Callable[..., Any],
+        duplicate_header_limit: int | None = 100,
+        *,
+        header_count_limit: int | None = HEADER_COUNT_LIMIT,
+        header_bytes_limit: int | None = HEADER_BYTES_LIMIT,
     ) -> None:
         self.wsgi_application = wsgi_application
         self.duplicate_header_limit = duplicate_header_limit
+        self.header_count_limit = header_count_limit
+        self.header_bytes_limit = header_bytes_limit
         self.response_started = False
         self.response_content_length: int | None = None
         # Set later: scope and sync_send in __call__, response_start by
         # start_response (whose presence marks "start_response was called").
 
-    async def __call__(self, scope, receive, send) -> None:
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             raise ValueError("WSGI wrapper received a non-HTTP scope")
         self.scope = scope
@@ -64,7 +116,10 @@ class WsgiToAsgiInstance:
             while more_body:
                 message = await receive()
                 if message["type"] != "http.request":
-                    raise ValueError("WSGI wrapper received a non-HTTP-request message")
+                    raise ValueError(
+                        "WSGI wrapper received a non-HTTP-request message: "
+                        f"{message['type']!r}"
+                    )
                 body.write(message.get("body", b""))
                 more_body = message.get("more_body", False)
             body.seek(0)
@@ -72,13 +127,20 @@ class WsgiToAsgiInstance:
             self.sync_send = AsyncToSync(send)
             await self.run_wsgi_app(body)
 
-    def build_environ(self, scope, body) -> dict[str, Any]:
+    def build_environ(self, scope: Any, body: Any) -> dict[str, Any]:
         """Build the WSGI environ for ``scope`` with ``body`` as ``wsgi.input``.
 
-        Raises ValueError if a header is repeated more than the limit allows.
+        Raises ValueError if the request breaks one of the limits or is
+        malformed (see WsgiToAsgi).
         """
-        script_name = _as_wsgi_str(scope.get("root_path", ""))
-        path_info = _as_wsgi_str(scope["path"])
+        try:
+            script_name = _as_wsgi_str(scope.get("root_path", ""))
+            path_info = _as_wsgi_str(scope["path"])
+        except UnicodeEncodeError:
+            # Lone surrogates that no bytes on the wire could have made.
+            raise _Rejected(
+                "Path is not valid Unicode", 400, b"Bad Request: malformed path"
+            ) from None
         if path_info.startswith(script_name):
             path_info = path_info[len(script_name):]
 
@@ -95,7 +157,8 @@ class WsgiToAsgiInstance:
             "REQUEST_METHOD": scope["method"],
             "SCRIPT_NAME": script_name,
             "PATH_INFO": path_info,
-            "QUERY_STRING": scope["query_string"].decode("ascii"),
+            # Servers may pass raw non-ASCII bytes; WSGI wants them as latin-1.
+            "QUERY_STRING": scope["query_string"].decode("latin1"),
             "SERVER_PROTOCOL": f"HTTP/{scope['http_version']}",
             "wsgi.version": (1, 0),
             "wsgi.url_scheme": scope.get("scheme", "http"),
@@ -113,20 +176,39 @@ class WsgiToAsgiInstance:
         # Repeated headers are joined with commas (RFC 9110, section 5.3).
         # Like asgiref, headers are read from self.scope.
         limit = self.duplicate_header_limit
+        count_limit = self.header_count_limit
+        bytes_limit = self.header_bytes_limit
+        total_bytes = 0
         values_by_key: dict[str, list[str]] = {}
-        for name, value in self.scope.get("headers", []):
+        for count, header in enumerate(self.scope.get("headers", []), 1):
+            if count_limit and count > count_limit:
+                raise _Rejected(
+                    f"More than {count_limit} headers", 431, b"Request Header Fields Too Large"
+                )
+            name, value = _checked_header(header)
+            total_bytes += len(name) + len(value)
+            if bytes_limit and total_bytes > bytes_limit:
+                raise _Rejected(
+                    f"More than {bytes_limit} bytes of headers",
+                    431,
+                    b"Request Header Fields Too Large",
+                )
             key = _environ_key(name.decode("latin1"))
             values = values_by_key.setdefault(key, [])
             if limit and len(values) >= limit:
-                raise ValueError(
-                    f"Too many duplicate headers: {key} exceeds limit of {limit}"
+                raise _Rejected(
+                    f"Too many duplicate headers: {key} exceeds limit of {limit}",
+                    400,
+                    _DUPLICATES_BODY,
                 )
             values.append(value.decode("latin1"))
         for key, values in values_by_key.items():
             environ[key] = ",".join(values)
         return environ
 
-    def start_response(self, status: str, response_headers: Iterable, exc_info=None) -> None:
+    def start_response(
+        self, status: str, response_headers: "Iterable[tuple[str, str]]", exc_info: Any = None
+    ) -> None:
         """The WSGI ``start_response`` callable; the response is sent lazily."""
         if self.response_started:
             # Too late to change anything: re-raise the app's error (PEP 3333).
@@ -153,7 +235,7 @@ class WsgiToAsgiInstance:
         }
 
     @sync_to_async
-    def run_wsgi_app(self, body) -> None:
+    def run_wsgi_app(self, body: Any) -> None:
         """Run the WSGI app and stream its response (runs in a worker thread).
 
         Unlike asgiref, the response iterable's ``close()`` is always called
@@ -161,20 +243,25 @@ class WsgiToAsgiInstance:
         """
         try:
             environ = self.build_environ(self.scope, body)
-        except ValueError:
+        except ValueError as exc:
+            # Like asgiref, any ValueError here refuses the request.
+            refusal: "tuple[int, bytes] | None" = (
+                (exc.status, exc.body) if isinstance(exc, _Rejected) else (400, _DUPLICATES_BODY)
+            )
+        else:
+            refusal = None
+        if refusal is not None:
+            # Sent outside the except block: async_to_sync would carry the
+            # exception along, and its traceback would make a reference cycle.
+            status, message = refusal
             self.sync_send(
                 {
                     "type": "http.response.start",
-                    "status": 400,
+                    "status": status,
                     "headers": [(b"content-type", b"text/plain")],
                 }
             )
-            self.sync_send(
-                {
-                    "type": "http.response.body",
-                    "body": b"Bad Request: Too many duplicate headers",
-                }
-            )
+            self.sync_send({"type": "http.response.body", "body": message})
             return
 
         result = self.wsgi_application(environ, self.start_response)
@@ -201,5 +288,26 @@ class WsgiToAsgiInstance:
 
     def _ensure_response_started(self) -> None:
         if not self.response_started:
+            if not hasattr(self, "response_start"):
+                raise AttributeError(
+                    "The WSGI application returned without calling start_response"
+                )
             self.response_started = True
             self.sync_send(self.response_start)
+
+
+def _checked_header(header: Any) -> "tuple[bytes, bytes]":
+    """The (name, value) of one ASGI header; _Rejected if it is malformed."""
+    try:
+        name, value = header
+    except (TypeError, ValueError):
+        raise _Rejected("Malformed header", 400, b"Bad Request: malformed header") from None
+    if not (isinstance(name, bytes) and _is_token(name)):
+        raise _Rejected(
+            f"Malformed header name {name!r}", 400, b"Bad Request: malformed header name"
+        )
+    if not isinstance(value, bytes) or _bad_value_char(value):
+        raise _Rejected(
+            f"Malformed value of header {name!r}", 400, b"Bad Request: malformed header value"
+        )
+    return name, value

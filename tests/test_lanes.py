@@ -97,3 +97,16 @@ def test_idle_lanes_are_bounded_and_retire(pool):
     # after idle_seconds, the idle ones retire too
     assert wait_until(lambda: not (lane_threads() - before))
     assert pool.idle_count() == 0
+
+
+def test_forgotten_executor_hands_its_lane_back(pool):
+    import gc
+
+    executor = LaneExecutor()
+    thread = executor.submit(threading.current_thread).result(timeout=10)
+    del executor
+    gc.collect()
+    assert wait_until(lambda: pool.idle_count() == 1)
+    again = LaneExecutor()
+    assert again.submit(threading.current_thread).result(timeout=10) is thread
+    again.shutdown()

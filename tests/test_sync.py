@@ -317,11 +317,13 @@ def test_async_to_sync_needs_no_new_thread_per_call():
     async def where():
         return threading.get_ident()
 
-    async_to_sync(where)()
+    # A lane returns to the pool just after its caller sees the result, so a
+    # quick next call may start a second one; never more than that.
+    warm = {async_to_sync(where)() for _ in range(10)}
     before = threading.active_count()
-    idents = {async_to_sync(where)() for _ in range(20)}
+    idents = {async_to_sync(where)() for _ in range(50)}
     assert threading.active_count() <= before
-    assert len(idents) <= 2
+    assert len(warm | idents) <= 2
 
 
 def test_async_to_sync_calls_do_not_leak_tasks_into_each_other():

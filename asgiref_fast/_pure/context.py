@@ -9,7 +9,11 @@ context variable, however many ``Local`` objects the context holds.
 """
 
 import contextvars
+from collections.abc import Callable
 from threading import get_ident
+from typing import TypeVar
+
+_T = TypeVar("_T")
 
 # The identity of the thread that adopted the current context last.
 OWNER: "contextvars.ContextVar[int]" = contextvars.ContextVar("asgiref_fast.owner")
@@ -35,7 +39,7 @@ def restore_context(context: contextvars.Context) -> None:
     adopt_context()
 
 
-def _adopted_call(child):
+def _adopted_call(child: Callable[[], _T]) -> _T:
     adopt_context()
     return child()
 
@@ -53,7 +57,7 @@ class ContextCarrier:
     def __init__(self, context: contextvars.Context) -> None:
         self.context = context
 
-    def __call__(self, child):
+    def __call__(self, child: Callable[[], _T]) -> _T:
         return self.context.run(_adopted_call, child)
 
     def restore(self) -> None:

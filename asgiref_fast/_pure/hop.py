@@ -6,9 +6,12 @@ the loop only when the inbox was empty, so many calls finishing together cost
 one ``call_soon_threadsafe``.
 """
 
+import asyncio
 import os
 import threading
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 
 class Inbox:
@@ -16,13 +19,13 @@ class Inbox:
 
     __slots__ = ("_loop_ref", "_lock", "_ready", "__weakref__")
 
-    def __init__(self, loop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weak: the inbox lives in a dict keyed weakly by its loop.
         self._loop_ref = weakref.ref(loop)
         self._lock = threading.Lock()
-        self._ready: list = []
+        self._ready: "list[Call]" = []
 
-    def deliver(self, call) -> None:
+    def deliver(self, call: "Call") -> None:
         """Called on the worker thread once *call* has an outcome."""
         with self._lock:
             ready = self._ready
@@ -44,10 +47,10 @@ class Inbox:
             call.settle()
 
 
-_inboxes: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_inboxes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Inbox]" = weakref.WeakKeyDictionary()
 
 
-def inbox_for(loop) -> Inbox:
+def inbox_for(loop: asyncio.AbstractEventLoop) -> Inbox:
     try:
         return _inboxes[loop]
     except KeyError:
@@ -74,8 +77,8 @@ class Call:
 
     __slots__ = ("_fn", "_inbox", "future", "settled", "_ok", "_value", "_ticket")
 
-    def __init__(self, fn, loop) -> None:
-        self._fn = fn
+    def __init__(self, fn: Callable[[], Any], loop: asyncio.AbstractEventLoop) -> None:
+        self._fn: "Callable[[], Any] | None" = fn
         self._inbox = inbox_for(loop)
         self.future = loop.create_future()
         self.settled = False
@@ -90,7 +93,7 @@ class Call:
         except IndexError:
             return  # cancelled before it started
         try:
-            self._value = self._fn()
+            self._value = self._fn()  # type: ignore[misc]  # set until it runs
             self._ok = True
         except BaseException as exc:
             self._value = exc
@@ -98,7 +101,7 @@ class Call:
         self._fn = None
         self._inbox.deliver(self)
         # The traceback of a failure holds this frame; drop it from there.
-        self = None  # noqa: F841
+        self = None  # type: ignore[assignment]  # noqa: F841
 
     def cancel(self) -> bool:
         """True if the call will never run. Loop thread."""
@@ -119,7 +122,7 @@ class Call:
             else:
                 future.set_exception(self._value)
 
-    def outcome(self):
+    def outcome(self) -> Any:
         """The call's result, or raise its exception. Only once settled."""
         if self._ok:
             return self._value

@@ -41,7 +41,7 @@ def _missing(local: object, key: str) -> AttributeError:
     return AttributeError(f"{local!r} object has no attribute {key!r}")
 
 
-def _get(local, var, key):
+def _get(local: object, var: "contextvars.ContextVar[_Storage]", key: str) -> Any:
     data = _visible_data(var)
     if data is not None:
         try:
@@ -51,13 +51,13 @@ def _get(local, var, key):
     raise _missing(local, key)
 
 
-def _set(var, key, value):
+def _set(var: "contextvars.ContextVar[_Storage]", key: str, value: Any) -> None:
     data = _visible_data(var)
     data = {key: value} if data is None else {**data, key: value}
     var.set(_Storage(get_ident(), data))
 
 
-def _delete(local, var, key):
+def _delete(local: object, var: "contextvars.ContextVar[_Storage]", key: str) -> None:
     data = _visible_data(var)
     if data is None or key not in data:
         raise _missing(local, key)
@@ -108,19 +108,20 @@ class Local:
 class _DefaultLocal(Local):
     # ``_data`` is the backing ContextVar; it is reserved, as in asgiref.
     __slots__ = ("_data",)
+    _data: "contextvars.ContextVar[_Storage]"
 
     def __init__(self, thread_critical: bool = False) -> None:
         object.__setattr__(self, "_data", contextvars.ContextVar("asgiref.local"))
 
-    def __getattr__(self, key):
+    def __getattr__(self, key: str) -> Any:
         return _get(self, self._data, key)
 
-    def __setattr__(self, key, value):
+    def __setattr__(self, key: str, value: Any) -> None:
         if key == "_data":
             raise AttributeError("Cannot set attribute '_data' on Local")
         _set(self._data, key, value)
 
-    def __delattr__(self, key):
+    def __delattr__(self, key: str) -> None:
         _delete(self, self._data, key)
 
 
@@ -129,25 +130,27 @@ class _ThreadCriticalLocal(Local):
     # In sync code: a plain threading.local. In async code: per-thread
     # context-local storage, so tasks on one loop do not share data either.
     __slots__ = ("_sync_data", "_task_vars")
+    _sync_data: threading.local
+    _task_vars: threading.local
 
     def __init__(self, thread_critical: bool = True) -> None:
         object.__setattr__(self, "_sync_data", threading.local())
         object.__setattr__(self, "_task_vars", threading.local())
 
-    def _task_var(self):
+    def _task_var(self) -> "contextvars.ContextVar[_Storage]":
         vars_ = self._task_vars
         try:
-            return vars_.var
+            return vars_.var  # type: ignore[no-any-return]
         except AttributeError:
-            vars_.var = var = contextvars.ContextVar("asgiref.local")
+            vars_.var = var = contextvars.ContextVar("asgiref.local")  # type: ignore[var-annotated]
             return var
 
-    def __getattr__(self, key):
+    def __getattr__(self, key: str) -> Any:
         if _running_loop() is None:
             return getattr(self._sync_data, key)
         return _get(self, self._task_var(), key)
 
-    def __setattr__(self, key, value):
+    def __setattr__(self, key: str, value: Any) -> None:
         if _running_loop() is None:
             setattr(self._sync_data, key, value)
         elif key == "_data":
@@ -155,7 +158,7 @@ class _ThreadCriticalLocal(Local):
         else:
             _set(self._task_var(), key, value)
 
-    def __delattr__(self, key):
+    def __delattr__(self, key: str) -> None:
         if _running_loop() is None:
             delattr(self._sync_data, key)
         else:

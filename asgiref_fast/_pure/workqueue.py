@@ -7,6 +7,7 @@ if it is parked, so a busy consumer costs producers no system call.
 
 import threading
 from collections import deque
+from typing import Any
 
 
 class WorkQueue:
@@ -18,7 +19,7 @@ class WorkQueue:
         # semaphore that is released only when _parked was set.
         self._wakeup = threading.Lock()
         self._wakeup.acquire()
-        self._items: deque = deque()
+        self._items: "deque[Any]" = deque()
         self._parked = False
         self._closed = False
 
@@ -26,7 +27,7 @@ class WorkQueue:
     def closed(self) -> bool:
         return self._closed
 
-    def push(self, item) -> bool:
+    def push(self, item: Any) -> bool:
         """Queue *item*; False, and nothing queued, once the queue is closed."""
         with self._lock:
             if self._closed:
@@ -47,14 +48,19 @@ class WorkQueue:
             self._parked = False
         self._wakeup.release()
 
-    def take_all(self) -> list:
+    def idle(self) -> bool:
+        """True while the consumer waits in pop() with nothing queued."""
+        with self._lock:
+            return self._parked and not self._items
+
+    def take_all(self) -> "list[Any]":
         """Remove and return everything queued and not yet taken."""
         with self._lock:
             items = list(self._items)
             self._items.clear()
         return items
 
-    def pop(self, timeout: float = -1):
+    def pop(self, timeout: float = -1) -> Any:
         """The next item, waiting for one; None once closed and drained, or
         when *timeout* seconds pass with nothing to do. Consumer thread only.
         """

@@ -1,0 +1,1 @@
+"""Compiled twins of the hot paths, built from src_pyx/ (see asgiref_fast._pure)."""

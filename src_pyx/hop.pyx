@@ -1,0 +1,141 @@
+# cython: language_level=3, freethreading_compatible=True
+"""The compiled twin of ``asgiref_fast._pure.hop``: a sync call sent to a
+worker thread, and its outcome sent back to the event loop that awaits it.
+
+Outcomes bound for one loop gather in that loop's ``Inbox``; the worker wakes
+the loop only when the inbox was empty, so many calls finishing together cost
+one ``call_soon_threadsafe``.
+
+Free-threading: the inbox's list is guarded by its mutex, and a call's ticket
+is claimed by an atomic exchange. A call's outcome fields are written by the
+worker before it delivers the call, and read on the loop after the inbox hands
+it over (the mutex orders the two); ``future`` and ``settled`` belong to the
+loop thread. Nothing here leans on the GIL.
+"""
+
+import os
+import weakref
+
+from cpython.weakref cimport PyWeakref_NewRef
+
+
+cdef extern from *:
+    """
+    /* Sets *ticket to 0 and returns what it held, in one atomic step: of the
+       threads racing for a ticket, exactly one sees 1, with or without a GIL. */
+    #if defined(_MSC_VER)
+    #include <intrin.h>
+    #define asgiref_fast_claim(ticket) _InterlockedExchange((volatile long *)(ticket), 0)
+    #else
+    #define asgiref_fast_claim(ticket) __atomic_exchange_n((ticket), 0L, __ATOMIC_ACQ_REL)
+    #endif
+    """
+    long _claim "asgiref_fast_claim" (long* ticket) nogil
+
+
+cdef class Inbox:
+    """Finished calls waiting to be handed to their loop's futures."""
+
+    def __init__(self, loop):
+        self._loop_ref = PyWeakref_NewRef(loop, None)
+        self._ready = []
+
+    cpdef deliver(self, call):
+        """Called on the worker thread once *call* has an outcome."""
+        with self._lock:
+            # Only grows the list's array: no object is allocated or freed
+            # under the lock.
+            self._ready.append(call)
+            if len(self._ready) > 1:
+                return  # a wake-up is already on its way
+        loop = self._loop_ref()
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._drain)
+            except RuntimeError:
+                pass  # the loop is closed: nobody awaits these calls any more
+
+    def _drain(self):
+        fresh = []  # allocated before locking
+        with self._lock:
+            ready = self._ready
+            self._ready = fresh
+        for call in ready:
+            if type(call) is Call:
+                (<Call>call).settle()
+            else:
+                call.settle()
+
+
+cdef object _inboxes = weakref.WeakKeyDictionary()
+
+
+cpdef Inbox inbox_for(loop):
+    # WeakKeyDictionary's __getitem__ is data[ref(key)]: the same lookup,
+    # without a Python-level call.
+    inbox = _inboxes.data.get(PyWeakref_NewRef(loop, None))
+    if inbox is not None:
+        return inbox
+    return _inboxes.setdefault(loop, Inbox(loop))
+
+
+def _forget_inboxes():
+    # A forked child has no use for its parent's loops, and their locks may
+    # have been held by a thread that does not exist in the child.
+    global _inboxes
+    _inboxes = weakref.WeakKeyDictionary()
+
+
+os.register_at_fork(after_in_child=_forget_inboxes)
+
+
+cdef class Call:
+    """A sync callable bound for a worker thread, with a future for its outcome.
+
+    The worker calls it; the loop awaits ``future``. ``cancel()`` stops it
+    from starting; once it has started, it runs to the end and its outcome
+    stays on the call (``settled``/``outcome()``) for whoever still wants it.
+    """
+
+    def __init__(self, fn, loop):
+        self._fn = fn
+        self._inbox = inbox_for(loop)
+        self.future = loop.create_future()
+        self.settled = False
+        self._ticket = 1
+
+    def __call__(self):
+        """Run on the worker thread."""
+        if not _claim(&self._ticket):
+            return  # cancelled before it started
+        try:
+            self._value = self._fn()
+            self._ok = True
+        except BaseException as exc:
+            self._value = exc
+            self._ok = False
+        self._fn = None
+        self._inbox.deliver(self)
+
+    def cancel(self):
+        """True if the call will never run. Loop thread."""
+        if not _claim(&self._ticket):
+            return False
+        self._fn = None
+        return True
+
+    cpdef settle(self):
+        """Hand the outcome to ``future``. Loop thread, from the inbox."""
+        self.settled = True
+        future = self.future
+        if not future.done():
+            if self._ok:
+                future.set_result(self._value)
+            else:
+                future.set_exception(self._value)
+
+    def outcome(self):
+        """The call's result, or raise its exception. Only once settled."""
+        if self._ok:
+            return self._value
+        raise self._value

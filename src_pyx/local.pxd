@@ -1,0 +1,16 @@
+cdef class _Storage:
+    cdef public object thread_id
+    cdef public object data
+
+
+cdef class Local:
+    pass
+
+
+cdef class _DefaultLocal(Local):
+    cdef readonly object _data  # the backing ContextVar
+
+
+cdef class _ThreadCriticalLocal(Local):
+    cdef readonly object _sync_data  # a threading.local, for sync code
+    cdef readonly object _task_vars  # a threading.local holding .var, for async code

@@ -1,0 +1,181 @@
+# cython: language_level=3, freethreading_compatible=True
+"""The compiled twin of ``asgiref_fast._pure.workqueue``: work for one
+consuming thread.
+
+Any thread may ``push``; one thread ``pop``s and runs what it gets. The
+consumer parks on a lock when the queue is empty, and a producer wakes it only
+if it is parked, so a busy consumer costs producers no system call. The state
+is guarded by a mutex of its own, not by the GIL. While it is held, no Python
+object is allocated or freed: either could run the garbage collector or a
+finalizer, and so arbitrary code that might push to this very queue.
+Nothing here leans on the GIL (free-threaded builds included).
+"""
+
+from libc.math cimport ceil
+
+from capi cimport (
+    PY_LOCK_ACQUIRED,
+    PY_LOCK_INTR,
+    PY_TIMEOUT_T,
+    Py_MakePendingCalls,
+    PyLockStatus,
+    PyThread_acquire_lock_timed,
+    PyThread_allocate_lock,
+    PyThread_free_lock,
+    PyThread_release_lock,
+    PyThread_type_lock,
+)
+
+import threading
+import time
+
+cdef double _TIMEOUT_MAX = threading.TIMEOUT_MAX
+cdef object _Lock = threading.Lock
+cdef object _monotonic = time.monotonic
+
+# Taken slots are dropped from the front of the list once this many pile up
+# and they are at least half of it.
+cdef Py_ssize_t _COMPACT_AT = 1024
+
+
+cdef PY_TIMEOUT_T _microseconds(object timeout) except? -2:
+    # A pop() timeout, as threading.Lock.acquire takes it; -1 is forever.
+    cdef double seconds
+    if type(timeout) is float or (type(timeout) is int and -2 < timeout < 2 ** 53):
+        seconds = timeout
+        if seconds == -1:
+            return -1
+        if 0 <= seconds <= _TIMEOUT_MAX:
+            return <PY_TIMEOUT_T>ceil(seconds * 1e6)
+    # Anything else: threading.Lock judges it, so that errors match the pure
+    # twin's exactly; a valid odd one (True, a float subclass) is converted.
+    _Lock().acquire(True, timeout)
+    return _microseconds(float(timeout))
+
+
+cdef int _acquire(PyThread_type_lock lock, PY_TIMEOUT_T microseconds) except -1:
+    # threading.Lock.acquire(timeout=...): 1 if acquired, 0 on timeout. The
+    # GIL is released while waiting; signal handlers run when a signal
+    # interrupts the wait, and what they raise propagates.
+    cdef PyLockStatus status
+    cdef double deadline = 0, remaining
+    if PyThread_acquire_lock_timed(lock, 0, 0) == PY_LOCK_ACQUIRED:
+        return 1
+    if microseconds == 0:
+        return 0
+    if microseconds > 0:
+        deadline = _monotonic() + microseconds / 1e6
+    while True:
+        with nogil:
+            status = PyThread_acquire_lock_timed(lock, microseconds, 1)
+        if status != PY_LOCK_INTR:
+            return status == PY_LOCK_ACQUIRED
+        Py_MakePendingCalls()
+        if microseconds > 0:
+            remaining = deadline - _monotonic()
+            if remaining <= 0:
+                return 0
+            microseconds = <PY_TIMEOUT_T>ceil(remaining * 1e6)
+
+
+cdef class WorkQueue:
+
+    def __cinit__(self):
+        self._wakeup = PyThread_allocate_lock()
+        if self._wakeup == NULL:
+            raise MemoryError()
+        PyThread_acquire_lock_timed(self._wakeup, 0, 0)
+        self._items = []
+
+    def __dealloc__(self):
+        if self._wakeup != NULL:
+            # Freed unlocked, as threading.Lock frees its lock.
+            PyThread_acquire_lock_timed(self._wakeup, 0, 0)
+            PyThread_release_lock(self._wakeup)
+            PyThread_free_lock(self._wakeup)
+
+    @property
+    def closed(self):
+        with self._lock:
+            return self._closed
+
+    def push(self, item):
+        """Queue *item*; False, and nothing queued, once the queue is closed."""
+        with self._lock:
+            if self._closed:
+                return False
+            # Only grows the list's array: no object is allocated or freed.
+            self._items.append(item)
+            if not self._parked:
+                return True
+            self._parked = False
+        PyThread_release_lock(self._wakeup)
+        return True
+
+    def close(self):
+        """Refuse further pushes; the consumer drains what is queued."""
+        with self._lock:
+            self._closed = True
+            if not self._parked:
+                return
+            self._parked = False
+        PyThread_release_lock(self._wakeup)
+
+    def idle(self):
+        """True while the consumer waits in pop() with nothing queued."""
+        with self._lock:
+            return self._parked and self._head >= len(self._items)
+
+    def idle(self):
+        """True while the consumer waits in pop() with nothing queued."""
+        with self._lock:
+            return self._parked and self._head >= len(self._items)
+
+    def take_all(self):
+        """Remove and return everything queued and not yet taken."""
+        fresh = []  # allocated before locking
+        with self._lock:
+            items = self._items
+            head = self._head
+            self._items = fresh
+            self._head = 0
+        return items[head:]
+
+    def pop(self, timeout=-1):
+        """The next item, waiting for one; None once closed and drained, or
+        when *timeout* seconds pass with nothing to do. Consumer thread only.
+        """
+        cdef PY_TIMEOUT_T microseconds = -2  # converted when first parking
+        while True:
+            with self._lock:
+                if self._head < len(self._items):
+                    return self._take()
+                if self._closed:
+                    return None
+                self._parked = True
+            if microseconds == -2:
+                microseconds = _microseconds(timeout)
+            if _acquire(self._wakeup, microseconds):
+                continue
+            with self._lock:
+                if self._parked:
+                    self._parked = False
+                    return None
+            # A producer un-parked us just as the wait timed out: take its
+            # signal, so the semaphore stays balanced.
+            _acquire(self._wakeup, -1)
+
+    cdef object _take(self):
+        # With the lock held. The taken slot keeps None (immortal, or at least
+        # never freed here), so that nothing is freed under the lock.
+        items = self._items
+        item = items[self._head]
+        items[self._head] = None
+        self._head += 1
+        if self._head == len(items):
+            del items[:]
+            self._head = 0
+        elif self._head >= _COMPACT_AT and 2 * self._head >= len(items):
+            del items[:self._head]
+            self._head = 0
+        return item

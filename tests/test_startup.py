@@ -1,0 +1,135 @@
+"""ASGIREF_FAST=1: the start-up hook asgiref_fast.pth, and
+``python -m asgiref_fast doctor``, in fresh interpreters."""
+
+import importlib.machinery
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import asgiref_fast
+from asgiref_fast import _doctor, _impl
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def python(*args: str, **env_changes: "str | None") -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "ASGIREF_FAST"}
+    env.update((k, v) for k, v in env_changes.items() if v is not None)
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_hook_is_installed_in_site_packages():
+    hook = _doctor._hook_file()
+    assert hook, "asgiref_fast.pth is not installed: pip install -e . (or .) first"
+    line = Path(hook).read_text()
+    assert line.startswith("import os;") and "__import__('asgiref_fast._autoinstall')" in line
+
+
+@pytest.mark.parametrize("value", ["1", "yes", "True", " on "])
+def test_a_true_value_switches_asgiref_fast_on_at_startup(value):
+    proc = python("-c", "import sys, asgiref.sync; print(asgiref.sync.__name__, 'asgiref_fast' in sys.modules)",
+                  ASGIREF_FAST=value)
+    assert (proc.stdout, proc.stderr) == ("asgiref_fast.sync True\n", "")
+
+
+@pytest.mark.parametrize("value", [None, "", "0", "false", "OFF", "no"])
+def test_otherwise_the_hook_imports_nothing(value):
+    proc = python("-c", "import sys; print(sorted(m for m in sys.modules if m.startswith('asgiref')))",
+                  ASGIREF_FAST=value)
+    assert (proc.stdout, proc.stderr) == ("[]\n", "")
+
+
+def test_hook_after_upstream_asgiref_warns_in_one_line(tmp_path):
+    if importlib.machinery.PathFinder.find_spec("asgiref") is None:
+        pytest.skip("upstream asgiref is not installed")
+    # The hook as site runs it, but after asgiref was imported (as another .pth could do).
+    shutil.copy(_doctor._hook_file(), tmp_path)
+    proc = python("-c", f"""if True:
+        import os, site, asgiref.sync
+        os.environ["ASGIREF_FAST"] = "1"
+        site.addsitedir({str(tmp_path)!r})
+        import asgiref.sync as now
+        from asgiref_fast._doctor import facts
+        print(now.__name__, now is asgiref.sync, facts()["activity"])
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("asgiref.sync True no: the ASGIREF_FAST start-up hook failed: ")
+    warning = proc.stderr.splitlines()
+    assert len(warning) == 1 and warning[0].startswith(
+        "asgiref_fast: ASGIREF_FAST is set but asgiref_fast is not in effect: asgiref was imported before it (asgiref, "
+    ), proc.stderr
+    assert "asgiref.sync" in warning[0]
+
+
+def doctor(**env) -> dict:
+    proc = python("-m", "asgiref_fast", "doctor", "--json", **env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_doctor_with_asgiref_fast_on():
+    found = doctor(ASGIREF_FAST="1")
+    assert found["active"] is True and found["activity"] == "yes, switched on by ASGIREF_FAST at start-up"
+    assert found["compiled"] is asgiref_fast.COMPILED
+    assert found["twin"].startswith("compiled" if asgiref_fast.COMPILED else "pure (")
+    assert found["stands_in_for_asgiref"] == asgiref_fast.ASGIREF_VERSION
+    assert found["startup_hook"] == _doctor._hook_file()
+    assert found["python"].endswith(".".join(map(str, sys.version_info[:3])))
+
+
+def test_doctor_with_asgiref_fast_off():
+    assert doctor()["activity"].startswith("no: set ASGIREF_FAST=1, or call asgiref_fast.install()")
+    assert doctor(ASGIREF_FAST="off")["activity"] == "no: ASGIREF_FAST='off' is not a true value (1, yes, true, on)"
+
+
+def test_doctor_after_install_in_code():
+    proc = python("-c", "import asgiref_fast; asgiref_fast.install(); "
+                        "from asgiref_fast._doctor import facts; print(facts()['activity'])")
+    assert proc.stdout == "yes, switched on by asgiref_fast.install()\n", proc.stderr
+
+
+def test_doctor_prints_a_readable_report():
+    proc = python("-m", "asgiref_fast", "doctor", ASGIREF_FAST="1")
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == 0 and lines[0].startswith(f"asgiref_fast {asgiref_fast.__version__} ("), proc.stderr
+    labels = [line.split(":")[0].strip() for line in lines[1:]]
+    assert labels == ["active", "twin", "start-up hook", "python", "free-threading", "upstream asgiref"]
+    assert python("-m", "asgiref_fast", "doctor", "--bogus").returncode == 2
+
+
+def test_doctor_names_why_the_compiled_twin_is_missing(monkeypatch):
+    monkeypatch.delenv("ASGIREF_FAST_NO_EXTENSIONS", raising=False)
+    monkeypatch.setattr(asgiref_fast, "COMPILED", False)
+    monkeypatch.setattr(_impl, "IMPORT_ERROR", ImportError("no module named asgiref_fast._cy"))
+    assert _doctor._twin() == "pure (the compiled twins failed to import: no module named asgiref_fast._cy)"
+    monkeypatch.setenv("ASGIREF_FAST_NO_EXTENSIONS", "1")
+    assert _doctor._twin() == "pure (ASGIREF_FAST_NO_EXTENSIONS=1)"
+
+
+@pytest.mark.parametrize("hook", ["build_wheel", "build_editable"])
+def test_wheels_ship_the_hook(hook, tmp_path):
+    """Both `pip install .` and `pip install -e .` install the wheel that
+    setuptools' PEP 517/660 hook builds: asgiref_fast.pth must be at its top."""
+    pytest.importorskip("setuptools", minversion="77")  # builds wheels by itself; reads PEP 639 metadata
+    if not (ROOT / "setup.py").is_file():
+        pytest.skip("builds from the source tree, which is not beside these tests")
+    source = tmp_path / "source"  # a copy: the build must not write to the work tree
+    junk = shutil.ignore_patterns("__pycache__", "*.so", "*.c", "*.html")
+    for name in ("asgiref_fast", "src_pyx"):
+        shutil.copytree(ROOT / name, source / name, ignore=junk)
+    for name in ("setup.py", "pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    proc = subprocess.run(
+        [sys.executable, "-c", f"from setuptools import build_meta; print(build_meta.{hook}({str(tmp_path)!r}))"],
+        cwd=source, env={**os.environ, "ASGIREF_FAST_NO_EXTENSIONS": "1"},  # the hook, not the compiler, is tested
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    with zipfile.ZipFile(tmp_path / proc.stdout.splitlines()[-1]) as wheel:
+        assert wheel.read("asgiref_fast.pth").decode() == Path(_doctor._hook_file()).read_text()

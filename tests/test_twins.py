@@ -1,0 +1,879 @@
+"""The compiled twins behave as the pure ones.
+
+Every test here imports both twin modules directly (``asgiref_fast._pure.X``
+and ``asgiref_fast._cy.X``), whichever set the process selected, and runs
+against each. The compiled half is skipped only when it is not built; a run
+that requires it (``ASGIREF_FAST_REQUIRE_COMPILED=1``) fails instead.
+"""
+
+import asyncio
+import contextvars
+import gc
+import importlib
+import os
+import statistics
+import sys
+import threading
+import time
+import types
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+import asgiref_fast
+from asgiref_fast import _impl
+
+MODULES = ("context", "hop", "local", "workqueue")
+WAIT = 10.0  # seconds; every wait in this file has a bound
+
+
+def _load(package: str) -> "types.SimpleNamespace | None":
+    try:
+        return types.SimpleNamespace(
+            name=package, **{m: importlib.import_module(f"asgiref_fast.{package}.{m}") for m in MODULES}
+        )
+    except ImportError:
+        return None
+
+
+PURE = _load("_pure")
+COMPILED = _load("_cy")
+
+
+@pytest.fixture(params=["_pure", "_cy"])
+def twin(request):
+    found = PURE if request.param == "_pure" else COMPILED
+    if found is None:
+        pytest.skip("the compiled twins are not built")
+    return found
+
+
+def both():
+    """Both twins, for tests that compare them side by side."""
+    if COMPILED is None:
+        pytest.skip("the compiled twins are not built")
+    return PURE, COMPILED
+
+
+def test_compiled_twins_built():
+    if os.environ.get("ASGIREF_FAST_REQUIRE_COMPILED", "") in ("", "0"):
+        pytest.skip("only where the build is required (ASGIREF_FAST_REQUIRE_COMPILED=1)")
+    for module in MODULES:
+        importlib.import_module(f"asgiref_fast._cy.{module}")  # raises if not built
+    assert asgiref_fast.COMPILED, f"compiled twins unavailable: {_impl.IMPORT_ERROR}"
+    assert _impl.Local.__module__ == "asgiref_fast._cy.local"
+
+
+def test_one_owner_for_both_twins():
+    pure, compiled = both()
+    assert compiled.context.OWNER is pure.context.OWNER
+
+
+def start(target, *args) -> threading.Thread:
+    thread = threading.Thread(target=target, args=args, daemon=True)
+    thread.start()
+    return thread
+
+
+def join(*threads: threading.Thread) -> None:
+    deadline = time.monotonic() + WAIT
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+        assert not thread.is_alive(), f"{thread.name} hung"
+
+
+def outcome(fn, *args):
+    """("ok", value) or (exception type name, message) of fn(*args)."""
+    try:
+        return ("ok", fn(*args))
+    except Exception as exc:
+        return (type(exc).__name__, str(exc))
+
+
+# -- WorkQueue ---------------------------------------------------------------
+
+
+def test_workqueue_producers_and_consumer(twin):
+    producers, per_producer = 4, 20000
+    queue = twin.workqueue.WorkQueue()
+    received = []
+    timeouts = []
+    go = threading.Barrier(producers + 1, timeout=WAIT)
+
+    def produce(p):
+        go.wait()
+        for i in range(per_producer):
+            assert queue.push((p, i))
+            if i % 997 == 0:
+                os.sched_yield()  # let the consumer drain and park now and then
+
+    def consume():
+        go.wait()
+        while True:
+            item = queue.pop(0.001)  # timed waits: the wake-up/timeout race, often
+            if item is None:
+                if queue.closed:
+                    item = queue.pop(0)
+                    if item is None:
+                        return
+                else:
+                    timeouts.append(1)
+                    continue
+            received.append(item)
+
+    threads = [start(produce, p) for p in range(producers)]
+    consumer = start(consume)
+    join(*threads)
+    queue.close()
+    join(consumer)
+    assert len(received) == producers * per_producer
+    assert len(set(received)) == len(received)
+    for p in range(producers):
+        assert [i for q, i in received if q == p] == list(range(per_producer))
+    # Balanced: no stray wake-up signal survives the run.
+    assert queue.pop(0.01) is None
+
+
+def test_workqueue_wakes_a_parked_consumer(twin):
+    for _ in range(300):
+        queue = twin.workqueue.WorkQueue()
+        got = []
+        consumer = start(lambda: got.append(queue.pop(WAIT)))
+        queue.push("item")
+        join(consumer)
+        assert got == ["item"]
+
+
+def test_workqueue_close_wakes_a_parked_consumer(twin):
+    for _ in range(300):
+        queue = twin.workqueue.WorkQueue()
+        got = []
+        consumer = start(lambda: got.append(queue.pop()))  # no timeout: only close() ends it
+        queue.close()
+        join(consumer)
+        assert got == [None]
+
+
+def test_workqueue_idle(twin):
+    queue = twin.workqueue.WorkQueue()
+    assert queue.idle() is False  # nobody waits
+    got = []
+    consumer = start(lambda: got.append(queue.pop(WAIT)))
+    deadline = time.monotonic() + WAIT
+    while not queue.idle():
+        assert time.monotonic() < deadline, "the consumer never parked"
+        os.sched_yield()
+    queue.push("item")
+    assert queue.idle() is False  # something is queued, or the consumer runs
+    join(consumer)
+    assert got == ["item"]
+    assert queue.idle() is False
+
+
+def test_workqueue_timeouts(twin):
+    queue = twin.workqueue.WorkQueue()
+    assert queue.pop(0) is None
+    started = time.monotonic()
+    assert queue.pop(0.05) is None
+    assert 0.04 <= time.monotonic() - started < WAIT
+    queue.push(1)
+    assert queue.pop(0) == 1
+    # A wait that times out leaves nothing behind: the next one waits again.
+    started = time.monotonic()
+    assert queue.pop(0.02) is None
+    assert time.monotonic() - started >= 0.015
+
+
+def test_workqueue_close_drain_take_all(twin):
+    queue = twin.workqueue.WorkQueue()
+    assert queue.closed is False
+    for item in "abcd":
+        assert queue.push(item) is True
+    assert queue.pop() == "a"
+    assert queue.take_all() == ["b", "c", "d"]
+    assert queue.take_all() == []
+    assert queue.pop(0) is None
+    queue.push("e")
+    queue.push("f")
+    queue.close()
+    assert queue.closed is True
+    assert queue.push("g") is False
+    assert [queue.pop(), queue.pop(), queue.pop(), queue.pop(WAIT)] == ["e", "f", None, None]
+    queue.close()  # again: harmless
+
+
+def test_workqueue_long_run_keeps_order(twin):
+    # Long enough for the compiled twin to compact its list several times.
+    queue = twin.workqueue.WorkQueue()
+    popped = []
+    for i in range(10000):
+        queue.push(2 * i)
+        queue.push(2 * i + 1)
+        popped.append(queue.pop())
+    assert popped == list(range(10000))
+    assert queue.take_all() == list(range(10000, 20000))
+
+
+@pytest.mark.parametrize(
+    "timeout", [-5, -1.5, float("nan"), float("inf"), 1e20, "1", None, 2**70]
+)
+def test_workqueue_bad_timeouts_match(timeout):
+    pure, compiled = both()
+    results = []
+    for twin in (pure, compiled):
+        queue = twin.workqueue.WorkQueue()
+        queue.push("ready")
+        ready = outcome(queue.pop, timeout)  # not waiting: the timeout is not looked at
+        empty = outcome(queue.pop, timeout)
+        results.append((ready, empty))
+    assert results[0] == results[1]
+    assert results[0][0] == ("ok", "ready")
+    assert results[0][1][0] != "ok"
+
+
+def test_workqueue_odd_valid_timeouts_match():
+    pure, compiled = both()
+    for timeout in (True, False, 0, 0.0, -1, -1.0):
+        results = []
+        for twin in (pure, compiled):
+            queue = twin.workqueue.WorkQueue()
+            if timeout in (-1,):
+                queue.close()  # would wait forever otherwise
+            results.append(outcome(queue.pop, timeout))
+        assert results[0] == results[1] == ("ok", None), timeout
+
+
+def test_workqueue_frees_queued_items(twin):
+    class Item:
+        pass
+
+    queue = twin.workqueue.WorkQueue()
+    import weakref
+
+    item = Item()
+    ref = weakref.ref(item)
+    queue.push(item)
+    # A cycle through the queue: the collector must see the queued item.
+    item.queue = queue
+    del item, queue
+    gc.collect()
+    assert ref() is None
+
+
+# -- Call and Inbox ----------------------------------------------------------
+
+
+@pytest.fixture
+def loop():
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def test_call_run_versus_cancel_race(twin, loop):
+    for _ in range(2000):
+        runs = []
+        call = twin.hop.Call(lambda: runs.append(1), loop)
+        go = threading.Barrier(2, timeout=WAIT)
+        cancelled = []
+
+        def run():
+            go.wait()
+            call()
+
+        def cancel():
+            go.wait()
+            cancelled.append(call.cancel())
+
+        join(start(run), start(cancel))
+        assert len(runs) + cancelled.count(True) == 1
+        assert call.cancel() is False  # the ticket is gone either way
+
+
+def test_call_runs_once_when_two_threads_race(twin, loop):
+    for _ in range(2000):
+        runs = []
+        call = twin.hop.Call(lambda: runs.append(1), loop)
+        go = threading.Barrier(2, timeout=WAIT)
+
+        def run():
+            go.wait()
+            call()
+
+        join(start(run), start(run))
+        assert runs == [1]
+
+
+def test_call_outcomes(twin, loop):
+    async def main():
+        ok = twin.hop.Call(lambda: 42, loop)
+        boom = twin.hop.Call(lambda: 1 / 0, loop)
+        interrupt = twin.hop.Call(_raise_keyboard_interrupt, loop)
+        cancelled = twin.hop.Call(lambda: pytest.fail("ran after cancel"), loop)
+        assert cancelled.cancel() is True
+        with ThreadPoolExecutor(1) as pool:
+            for call in (ok, boom, interrupt, cancelled):
+                pool.submit(call).result(WAIT)
+        assert await asyncio.wait_for(ok.future, WAIT) == 42
+        with pytest.raises(ZeroDivisionError):
+            await asyncio.wait_for(boom.future, WAIT)
+        with pytest.raises(KeyboardInterrupt):
+            await asyncio.wait_for(interrupt.future, WAIT)
+        assert ok.settled and boom.settled and interrupt.settled
+        assert not cancelled.settled and not cancelled.future.done()
+        assert ok.outcome() == 42
+        with pytest.raises(ZeroDivisionError):
+            boom.outcome()
+
+    loop.run_until_complete(main())
+
+
+def _raise_keyboard_interrupt():
+    raise KeyboardInterrupt
+
+
+def test_call_outcome_kept_after_future_was_replaced(twin, loop):
+    # sync.py swaps in a fresh future when the awaiting task absorbed a
+    # cancellation: the outcome must still reach it through outcome().
+    async def main():
+        call = twin.hop.Call(lambda: "late", loop)
+        call.future.cancel()
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(call).result(WAIT)
+        for _ in range(100):
+            if call.settled:
+                break
+            await asyncio.sleep(0)
+        assert call.settled
+        assert call.outcome() == "late"
+
+    loop.run_until_complete(main())
+
+
+def _counting_wakeups(loop):
+    wakeups = []
+    original = loop.call_soon_threadsafe
+
+    def counting(*args, **kwargs):
+        wakeups.append(1)
+        return original(*args, **kwargs)
+
+    loop.call_soon_threadsafe = counting
+    return wakeups
+
+
+def test_inbox_batches_outcomes_that_pile_up(twin, loop):
+    n = 200
+    wakeups = _counting_wakeups(loop)
+
+    async def main():
+        calls = [twin.hop.Call(lambda i=i: i * i, loop) for i in range(n)]
+        worker = start(lambda: [call() for call in calls])
+        join(worker)  # the loop is blocked meanwhile: every outcome piles up
+        results = await asyncio.wait_for(asyncio.gather(*(c.future for c in calls)), WAIT)
+        assert results == [i * i for i in range(n)]
+
+    loop.run_until_complete(main())
+    assert len(wakeups) == 1
+
+
+def test_inbox_delivers_everything_from_many_threads(twin, loop):
+    n, workers = 4000, 4
+    wakeups = _counting_wakeups(loop)
+
+    async def main():
+        calls = [twin.hop.Call(lambda i=i: i, loop) for i in range(n)]
+        with ThreadPoolExecutor(workers) as pool:
+            for call in calls:
+                pool.submit(call)
+            results = await asyncio.wait_for(asyncio.gather(*(c.future for c in calls)), WAIT)
+        assert results == list(range(n))
+        assert all(c.settled for c in calls)
+
+    loop.run_until_complete(main())
+    assert 1 <= len(wakeups) <= n
+
+
+def test_inbox_of_a_closed_loop_swallows_delivery(twin):
+    loop = asyncio.new_event_loop()
+    call = twin.hop.Call(lambda: 1, loop)
+    loop.close()
+    call()  # no RuntimeError: nobody awaits it any more
+    assert not call.settled
+
+
+def test_inbox_for_is_per_loop(twin):
+    first, second = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        assert twin.hop.inbox_for(first) is twin.hop.inbox_for(first)
+        assert twin.hop.inbox_for(first) is not twin.hop.inbox_for(second)
+        assert isinstance(twin.hop.inbox_for(first), twin.hop.Inbox)
+    finally:
+        first.close()
+        second.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_inboxes_are_forgotten_in_a_forked_child(twin, loop):
+    inbox = twin.hop.inbox_for(loop)
+    pid = os.fork()
+    if pid == 0:  # the child: exit at once, whatever happens
+        try:
+            code = 0 if twin.hop.inbox_for(loop) is not inbox else 1
+        except BaseException:
+            code = 2
+        os._exit(code)
+    deadline = time.monotonic() + WAIT
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        assert time.monotonic() < deadline, "forked child hung"
+        time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert twin.hop.inbox_for(loop) is inbox
+
+
+# -- context -----------------------------------------------------------------
+
+var = contextvars.ContextVar("test_twins.var")
+other = contextvars.ContextVar("test_twins.other")
+
+
+class AlwaysEqual:
+    def __eq__(self, other):
+        return True
+
+    __hash__ = object.__hash__
+
+
+class EqualityBomb:
+    def __eq__(self, other):
+        raise AssertionError("__eq__ must never run")
+
+    __ne__ = __eq__
+    __hash__ = object.__hash__
+
+
+def _in_fresh_context(fn):
+    return contextvars.Context().run(fn)
+
+
+@pytest.mark.parametrize("cls", [AlwaysEqual, EqualityBomb])
+def test_restore_context_compares_identity_only(twin, cls):
+    def scenario():
+        before, after = cls(), cls()
+        var.set(before)
+        context = contextvars.copy_context()
+        context.run(var.set, after)
+        twin.context.restore_context(context)
+        assert var.get() is after
+        # The same object on both sides: nothing to copy, nothing compared.
+        twin.context.restore_context(contextvars.copy_context())
+        assert var.get() is after
+
+    _in_fresh_context(scenario)
+
+
+def test_restore_context_walk(twin):
+    def scenario():
+        owner = twin.context.OWNER
+        var.set("mine")
+        other.set("kept")
+        context = contextvars.Context()
+        context.run(var.set, "theirs")
+        context.run(owner.set, -12345)  # another thread's adoption: never copied
+        twin.context.restore_context(context)
+        assert var.get() == "theirs"
+        assert other.get() == "kept"  # only what the context holds is copied
+        assert owner.get() == threading.get_ident()
+
+    _in_fresh_context(scenario)
+
+
+def test_adopt_context(twin):
+    def scenario():
+        owner = twin.context.OWNER
+        assert owner.get(None) is None
+        twin.context.adopt_context()
+        assert owner.get() == threading.get_ident()
+        token_value = owner.get()
+        twin.context.adopt_context()
+        assert owner.get() is token_value  # already adopted: left alone
+        owner.set("not an id")
+        twin.context.adopt_context()
+        assert owner.get() == threading.get_ident()
+
+    _in_fresh_context(scenario)
+
+
+def _hop(carrier, child):
+    """carrier(child) on another thread, as a hop does it."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(carrier, child).result(WAIT)
+
+
+def test_carrier_brings_changes_back(twin):
+    def scenario():
+        var.set("before")
+        other.set("untouched")
+        carrier = twin.context.ContextCarrier(contextvars.copy_context())
+
+        def child():
+            assert var.get() == "before"
+            assert twin.context.OWNER.get() == threading.get_ident()  # adopted
+            var.set("after")
+            return "result"
+
+        assert _hop(carrier, child) == "result"
+        carrier.restore()
+        assert var.get() == "after"
+        assert other.get() == "untouched"
+        assert twin.context.OWNER.get() == threading.get_ident()
+
+    _in_fresh_context(scenario)
+
+
+def test_carrier_unchanged_call(twin):
+    def scenario():
+        value = object()
+        var.set(value)
+        twin.context.adopt_context()
+        carrier = twin.context.ContextCarrier(contextvars.copy_context())
+        _hop(carrier, lambda: var.set(value))  # the same value: no change
+        carrier.restore()
+        assert var.get() is value
+        assert twin.context.OWNER.get() == threading.get_ident()
+
+    _in_fresh_context(scenario)
+
+
+def test_carrier_restore_undoes_caller_changes_as_the_walk_does():
+    # When the caller's own context moved meanwhile, restore() does exactly
+    # what the full walk does: it copies the carried value back.
+    def scenario(twin):
+        var.set("carried")
+        carrier = twin.context.ContextCarrier(contextvars.copy_context())
+        var.set("changed by the caller")
+        _hop(carrier, lambda: None)
+        carrier.restore()
+        return var.get()
+
+    pure, compiled = both()
+    assert _in_fresh_context(lambda: scenario(pure)) == "carried"
+    assert _in_fresh_context(lambda: scenario(compiled)) == "carried"
+
+
+def test_carrier_never_run(twin):
+    def scenario():
+        var.set(1)
+        carrier = twin.context.ContextCarrier(contextvars.copy_context())
+        carrier.restore()  # cancelled before it ran
+        assert var.get() == 1
+        assert twin.context.OWNER.get() == threading.get_ident()
+
+    _in_fresh_context(scenario)
+
+
+def test_carrier_errors_match():
+    pure, compiled = both()
+
+    def scenario(twin):
+        context = contextvars.copy_context()
+        carrier = twin.context.ContextCarrier(context)
+        results = [outcome(carrier, lambda: 1 / 0)]
+        results.append(outcome(context.run, carrier, lambda: None))  # already entered
+        results.append(outcome(carrier, lambda: "fine"))  # exited after the failures
+        return [(kind, message.replace(repr(context), "<context>")) for kind, message in results]
+
+    assert _in_fresh_context(lambda: scenario(pure)) == _in_fresh_context(lambda: scenario(compiled))
+
+
+def test_carrier_with_a_duck_typed_context(twin):
+    class Context:
+        def __init__(self):
+            self.ran = 0
+
+        def run(self, fn, *args):
+            self.ran += 1
+            return fn(*args)
+
+        def items(self):
+            return [(var, "duck")]
+
+    def scenario():
+        context = Context()
+        carrier = twin.context.ContextCarrier(context)
+        assert carrier.context is context
+        assert _hop(carrier, lambda: "ok") == "ok"
+        assert context.ran == 1
+        carrier.restore()
+        assert var.get() == "duck"
+
+    _in_fresh_context(scenario)
+
+
+def _restore_seconds(twin, variables: int) -> float:
+    """Median time of a hop's restore() when the call changed nothing, in a
+    context holding *variables* other variables."""
+
+    def scenario():
+        for i in range(variables):
+            contextvars.ContextVar(f"v{i}").set(i)
+        twin.context.adopt_context()
+        times = []
+        for _ in range(21):
+            carrier = twin.context.ContextCarrier(contextvars.copy_context())
+            _hop(carrier, lambda: None)
+            started = time.perf_counter()
+            for _ in range(20):
+                carrier.restore()
+            times.append((time.perf_counter() - started) / 20)
+        return statistics.median(times)
+
+    return _in_fresh_context(scenario)
+
+
+def test_carrier_restore_does_not_walk_unchanged_variables():
+    _, compiled = both()
+    few = _restore_seconds(compiled, 1)
+    many = _restore_seconds(compiled, 20000)
+    # A walk over 20000 variables takes a millisecond or more.
+    assert many < 10 * few + 50e-6, (few, many)
+
+
+# -- Local -------------------------------------------------------------------
+
+
+def _normalized(result, local):
+    kind, value = result
+    if kind == "ok":
+        if isinstance(value, contextvars.ContextVar):
+            return ("ok", "<ContextVar>")
+        if isinstance(value, threading.local):
+            return ("ok", "<threading.local>")
+        if isinstance(value, type):
+            return ("ok", value.__name__)
+        return result
+    return (kind, value.replace(repr(local), "<local>"))
+
+
+def _local_operations():
+    """(name, operation) pairs; each operation takes a Local."""
+    return [
+        ("set x", lambda l: setattr(l, "x", 1)),
+        ("get x", lambda l: l.x),
+        ("get missing", lambda l: l.missing),
+        ("getattr default", lambda l: getattr(l, "missing", "default")),
+        ("hasattr x", lambda l: hasattr(l, "x")),
+        ("set x again", lambda l: setattr(l, "x", [2])),
+        ("get x again", lambda l: l.x),
+        ("set y", lambda l: setattr(l, "y", None)),
+        ("get y", lambda l: l.y),
+        ("del x", lambda l: delattr(l, "x")),
+        ("get deleted", lambda l: l.x),
+        ("del deleted", lambda l: delattr(l, "x")),
+        ("del never set", lambda l: delattr(l, "never")),
+        ("set _data", lambda l: setattr(l, "_data", 1)),
+        ("get _data", lambda l: getattr(l, "_data")),
+        ("del _data", lambda l: delattr(l, "_data")),
+        ("set dunder", lambda l: setattr(l, "__custom__", 3)),
+        ("get dunder", lambda l: l.__custom__),
+        ("set __class__", lambda l: setattr(l, "__class__", int)),
+        ("get __class__", lambda l: l.__class__),
+        ("get __dict__", lambda l: type(getattr(l, "__dict__", None)).__name__),
+        ("set odd name", lambda l: setattr(l, "a b", 4)),
+        ("get odd name", lambda l: getattr(l, "a b")),
+        ("get non-str", lambda l: getattr(l, 5)),
+        ("dunder getattribute non-str", lambda l: l.__getattribute__(5)),
+        ("set non-str", lambda l: l.__setattr__(5, "five")),
+        ("peek y", lambda l: _peek_of(l)(l, "y", "d")),
+        ("peek missing", lambda l: _peek_of(l)(l, "missing", "d")),
+        ("get y at the end", lambda l: l.y),
+    ]
+
+
+def _peek_of(local):
+    module = sys.modules[type(local).__module__]
+    return module.peek
+
+
+def _run_table(twin, critical):
+    local = twin.local.Local(thread_critical=critical)
+    return [(name, _normalized(outcome(op, local), local)) for name, op in _local_operations()]
+
+
+@pytest.mark.parametrize("critical", [False, True], ids=["default", "thread_critical"])
+def test_local_operations_match_sync(critical):
+    pure, compiled = both()
+    expected = _in_fresh_context(lambda: _run_table(pure, critical))
+    assert _in_fresh_context(lambda: _run_table(compiled, critical)) == expected
+
+
+@pytest.mark.parametrize("critical", [False, True], ids=["default", "thread_critical"])
+def test_local_operations_match_in_a_running_loop(critical):
+    pure, compiled = both()
+
+    async def table(twin):
+        return _run_table(twin, critical)
+
+    expected = asyncio.run(table(pure))
+    assert asyncio.run(table(compiled)) == expected
+
+
+def test_local_types(twin):
+    local = twin.local
+    assert type(local.Local()) is local._DefaultLocal
+    assert type(local.Local(thread_critical=True)) is local._ThreadCriticalLocal
+    assert type(local.Local(True)) is local._ThreadCriticalLocal
+    assert type(local.Local.__new__(local.Local)) is local._DefaultLocal
+    assert isinstance(local.Local(), local.Local)
+    assert isinstance(local.Local(thread_critical=True), local.Local)
+
+    class Mine(local.Local):
+        pass
+
+    for make in (Mine, lambda: Mine(thread_critical=True), local._DefaultLocal, local._ThreadCriticalLocal):
+        with pytest.raises(TypeError) as caught:
+            make()
+        assert str(caught.value) == "asgiref.local.Local cannot be subclassed"
+
+
+def test_local_data_is_the_backing_context_var(twin):
+    local = twin.local.Local()
+    assert isinstance(local._data, contextvars.ContextVar)
+    assert local._data.name == "asgiref.local"
+    local.x = 1
+    storage = local._data.get()
+    assert type(storage) is twin.local._Storage
+    assert storage.thread_id == threading.get_ident()
+    assert storage.data == {"x": 1}
+    local.x = 2
+    assert storage.data == {"x": 1}  # a write never mutates published storage
+
+
+def test_local_storage_visibility_by_thread_tag(twin):
+    """``_Storage(thread_id, data)`` is visible iff thread_id is this thread
+    or this thread adopted the context."""
+
+    def scenario():
+        local = twin.local.Local()
+        owner = twin.context.OWNER
+        local._data.set(twin.local._Storage(threading.get_ident() + 1, {"x": "foreign"}))
+        assert not hasattr(local, "x")
+        assert twin.local.peek(local, "x", "nope") == "nope"
+        local.y = "mine"  # a write starts from no visible data
+        assert not hasattr(local, "x")
+        local._data.set(twin.local._Storage(threading.get_ident() + 1, {"x": "foreign"}))
+        owner.set(threading.get_ident())
+        assert local.x == "foreign"
+        owner.set(threading.get_ident() + 7)
+        assert not hasattr(local, "x")
+        local._data.set(twin.local._Storage(threading.get_ident(), {"x": "tagged"}))
+        assert local.x == "tagged"
+
+    _in_fresh_context(scenario)
+
+
+def test_local_inherited_context_is_not_visible_until_adopted(twin):
+    local = twin.local.Local()
+    local.x = "main"
+    context = contextvars.copy_context()  # as Python 3.14's thread_inherit_context
+
+    def in_thread():
+        seen = [hasattr(local, "x")]
+        twin.context.adopt_context()
+        seen.append(getattr(local, "x", None))
+        return seen
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(context.run, in_thread).result(WAIT) == [False, "main"]
+
+
+def test_thread_critical_local_is_per_thread(twin):
+    local = twin.local.Local(thread_critical=True)
+    local.x = "main"
+
+    def in_thread():
+        seen = [hasattr(local, "x")]
+        local.x = "thread"
+        seen.append(local.x)
+        return seen
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(in_thread).result(WAIT) == [False, "thread"]
+    assert local.x == "main"
+
+
+def test_thread_critical_local_is_per_task_in_async_code(twin):
+    local = twin.local.Local(thread_critical=True)
+
+    async def task(value):
+        local.x = value
+        await asyncio.sleep(0)
+        return local.x
+
+    async def main():
+        local.x = "parent"
+        results = await asyncio.gather(task("a"), task("b"))
+        return results, local.x
+
+    assert asyncio.run(main()) == (["a", "b"], "parent")
+    assert not hasattr(local, "x")  # sync code: a different storage
+
+
+@pytest.mark.parametrize("critical", [False, True])
+def test_local_leaves_no_reference_cycles(twin, critical):
+    gc.collect()
+    gc.disable()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        try:
+            getattr(twin.local.Local(thread_critical=critical), "missing")
+        except AttributeError:
+            pass
+        local = twin.local.Local(thread_critical=critical)
+        local.x = 1
+        del local.x
+        del local
+        gc.collect()
+        assert gc.garbage == []
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+
+
+# -- the same names ------------------------------------------------------------
+
+
+# Private attributes that are reached from outside a twin (asgiref's tests,
+# sync.py): the rest of a class's private names are its own business.
+REACHED = {"_data", "_sync_data", "_task_vars", "_task_var"}
+
+
+def _names(module):
+    """Names a twin module defines, and its classes' public members."""
+    found = set()
+    for name, value in vars(module).items():
+        if name.startswith("__") or isinstance(value, types.ModuleType):
+            continue
+        if isinstance(value, type) or callable(value):
+            if getattr(value, "__module__", None) != module.__name__:
+                continue  # imported (typing, weakref, ...)
+        elif not isinstance(value, contextvars.ContextVar):
+            continue  # constants and caches
+        if name.startswith("_") and not isinstance(value, type):
+            continue  # private helper functions
+        found.add(name)
+        if isinstance(value, type):
+            found.update(f"{name}.{attr}" for attr in vars(value)
+                         if not attr.startswith("_") or attr in REACHED)
+    return found
+
+
+@pytest.mark.parametrize("module", MODULES)
+def test_compiled_twin_has_every_name_of_the_pure_one(module):
+    pure, compiled = both()
+    missing = _names(getattr(pure, module)) - _names(getattr(compiled, module))
+    assert not missing, f"the compiled twin lacks {sorted(missing)}"
