@@ -220,7 +220,10 @@ class AsyncToSync(Generic[_P, _R]):
         finally:
             restore_context(context[0])
             self.executors.current = old_executor
-        return call_result.result()
+        try:
+            return call_result.result()
+        finally:
+            call_result = None  # as in SyncToAsync.__call__: no cycle via a failure
 
     def _run_in_new_loop(
         self, awaitable: Coroutine[Any, Any, None], current_executor: CurrentThreadExecutor
@@ -286,6 +289,7 @@ class AsyncToSync(Generic[_P, _R]):
             if track:
                 task_context.remove(task)  # type: ignore[union-attr, arg-type]
             context[0] = contextvars.copy_context()
+            call_result = None  # type: ignore[assignment]  # no cycle via a failure
 
 
 def _create_task_on(loop: asyncio.AbstractEventLoop, coro: Any) -> bool:
@@ -319,7 +323,8 @@ class SyncToAsync(Generic[_P, _R]):
     )
 
     # True while this context already waits on the process-wide thread.
-    deadlock_context: "contextvars.ContextVar[bool]" = contextvars.ContextVar(
+    # Holds the pid of the process whose waiting task set it (True counts too).
+    deadlock_context: "contextvars.ContextVar[bool | int]" = contextvars.ContextVar(
         "deadlock_context"
     )
 
@@ -381,6 +386,9 @@ class SyncToAsync(Generic[_P, _R]):
                 executor.submit(call)
             return await _outcome(call, task_context, loop)  # type: ignore[no-any-return]
         finally:
+            # A failure's traceback holds this frame: keep it from holding
+            # the call, and through it the failure itself.
+            call = None  # type: ignore[assignment]
             if own_context:
                 carrier.restore()
             self.deadlock_context.set(False)
@@ -409,9 +417,12 @@ class SyncToAsync(Generic[_P, _R]):
         executor = AsyncToSync.loop_thread_executors.get(loop)
         if executor is not None:
             return executor
-        if self.deadlock_context.get(False):
+        # The process that set it: a child forked from inside a hop has a
+        # process-wide lane of its own, free to use.
+        waiting = self.deadlock_context.get(False)
+        if waiting is True or waiting == _pid:
             raise RuntimeError("Single thread executor already being used, would deadlock")
-        self.deadlock_context.set(True)
+        self.deadlock_context.set(_pid)
         return self.single_thread_executor
 
     def __get__(
@@ -446,28 +457,31 @@ class SyncToAsync(Generic[_P, _R]):
 async def _outcome(call: Call, task_context: "list[asyncio.Task[Any]]", loop: Any) -> Any:
     """Await *call*'s outcome; on cancellation, pass it on as asgiref does."""
     try:
-        return await call.future
-    except asyncio.CancelledError:
-        cancel_call = True
-        if task_context:
-            # The sync code is waiting in async_to_sync on a task of ours:
-            # cancel that first. If it shrugs the cancellation off, the sync
-            # code will finish normally, and so do we.
-            task = task_context[0]
-            task.cancel()
-            try:
-                await task
-                cancel_call = False
-            except asyncio.CancelledError:
-                pass
-        if call.settled or cancel_call:
-            call.cancel()
-            raise
-    # The async code absorbed the cancellation: wait for the sync result.
-    if not call.settled:
-        call.future = loop.create_future()
-        await call.future
-    return call.outcome()
+        try:
+            return await call.future
+        except asyncio.CancelledError:
+            cancel_call = True
+            if task_context:
+                # The sync code is waiting in async_to_sync on a task of ours:
+                # cancel that first. If it shrugs the cancellation off, the
+                # sync code will finish normally, and so do we.
+                task = task_context[0]
+                task.cancel()
+                try:
+                    await task
+                    cancel_call = False
+                except asyncio.CancelledError:
+                    pass
+            if call.settled or cancel_call:
+                call.cancel()
+                raise
+        # The async code absorbed the cancellation: wait for the sync result.
+        if not call.settled:
+            call.future = loop.create_future()
+            await call.future
+        return call.outcome()
+    finally:
+        call = None  # type: ignore[assignment]  # no cycle via a failure
 
 
 _pid = os.getpid()

@@ -11,6 +11,7 @@ cdef class WorkQueue:
     cdef list _items  # queued from index _head on; taken slots hold None
     cdef Py_ssize_t _head
     cdef bint _parked
+    cdef bint _busy  # the consumer runs an item it popped
     cdef bint _closed
 
     cdef object _take(self)

@@ -122,14 +122,10 @@ cdef class WorkQueue:
         PyThread_release_lock(self._wakeup)
 
     def idle(self):
-        """True while the consumer waits in pop() with nothing queued."""
+        """True when nothing is queued and the consumer is not running an
+        item: it is waiting in pop(), or on its way back there."""
         with self._lock:
-            return self._parked and self._head >= len(self._items)
-
-    def idle(self):
-        """True while the consumer waits in pop() with nothing queued."""
-        with self._lock:
-            return self._parked and self._head >= len(self._items)
+            return not self._busy and self._head >= len(self._items)
 
     def take_all(self):
         """Remove and return everything queued and not yet taken."""
@@ -148,7 +144,9 @@ cdef class WorkQueue:
         cdef PY_TIMEOUT_T microseconds = -2  # converted when first parking
         while True:
             with self._lock:
-                if self._head < len(self._items):
+                # The consumer comes back here only once done with its item.
+                self._busy = self._head < len(self._items)
+                if self._busy:
                     return self._take()
                 if self._closed:
                     return None

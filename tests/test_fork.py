@@ -168,14 +168,6 @@ async def test_fork_from_inside_a_hop():
 
 
 @pytest.mark.asyncio
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: the child inherits the hop's context, where deadlock_context "
-    "is True (set while the parent waited on the process-wide lane), so its "
-    "first thread-sensitive call outside a ThreadSensitiveContext raises 'Single "
-    "thread executor already being used, would deadlock', though the child's "
-    "process-wide lane is a fresh, idle one. (Same in asgiref 3.13.0.)",
-)
 async def test_fork_from_inside_a_hop_on_the_process_wide_lane():
     def fork_here():
         return fork_and_run(use_everything, "child of the process-wide lane")

@@ -212,14 +212,6 @@ async def failing_async_inside_sync():
 
 
 @pytest.mark.asyncio
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: a failed call's exception keeps its own traceback alive in a "
-    "cycle: the traceback holds the frames of SyncToAsync.__call__ and _outcome "
-    "(local 'call' -> Call._value and Call.future -> the exception), and of "
-    "AsyncToSync.__call__ and main_wrap (local 'call_result' -> Future -> the "
-    "exception). asgiref 3.13.0 leaves more (37 and 88 objects per failure).",
-)
 @pytest.mark.parametrize("call", [failing_hop, failing_async_inside_sync])
 async def test_failed_calls_leave_no_garbage(call):
     await call()

@@ -11,7 +11,7 @@ from typing import Any
 
 
 class WorkQueue:
-    __slots__ = ("_lock", "_wakeup", "_items", "_parked", "_closed")
+    __slots__ = ("_lock", "_wakeup", "_items", "_parked", "_busy", "_closed")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -21,6 +21,7 @@ class WorkQueue:
         self._wakeup.acquire()
         self._items: "deque[Any]" = deque()
         self._parked = False
+        self._busy = False  # the consumer runs an item it popped
         self._closed = False
 
     @property
@@ -49,9 +50,10 @@ class WorkQueue:
         self._wakeup.release()
 
     def idle(self) -> bool:
-        """True while the consumer waits in pop() with nothing queued."""
+        """True when nothing is queued and the consumer is not running an
+        item: it is waiting in pop(), or on its way back there."""
         with self._lock:
-            return self._parked and not self._items
+            return not self._busy and not self._items
 
     def take_all(self) -> "list[Any]":
         """Remove and return everything queued and not yet taken."""
@@ -66,7 +68,9 @@ class WorkQueue:
         """
         while True:
             with self._lock:
-                if self._items:
+                # The consumer comes back here only once done with its item.
+                self._busy = bool(self._items)
+                if self._busy:
                     return self._items.popleft()
                 if self._closed:
                     return None
