@@ -223,7 +223,7 @@ class AsyncToSync(Generic[_P, _R]):
         try:
             return call_result.result()
         finally:
-            call_result = None  # as in SyncToAsync.__call__: no cycle via a failure
+            call_result = None  # type: ignore[assignment]  # no cycle via a failure
 
     def _run_in_new_loop(
         self, awaitable: Coroutine[Any, Any, None], current_executor: CurrentThreadExecutor
