@@ -1,12 +1,15 @@
 """Serve a WSGI application over ASGI (HTTP only)."""
 
+import asyncio
 import re
 import sys
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable
 from tempfile import SpooledTemporaryFile
 from typing import Any
 
-from .sync import AsyncToSync, sync_to_async
+from .sync import sync_to_async
 
 # Request bodies up to this size stay in memory; larger ones go to disk.
 _SPOOL_MAX_SIZE = 65536
@@ -23,6 +26,9 @@ _is_token = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+").fullmatch
 _bad_value_char = re.compile(rb"[\r\n\x00]").search
 
 _DUPLICATES_BODY = b"Bad Request: Too many duplicate headers"
+
+# Iterators over response bodies that hold every chunk already.
+_MATERIALIZED: "tuple[type, ...]" = (type(iter([])), type(iter(())))
 
 
 class _Rejected(ValueError):
@@ -124,8 +130,12 @@ class WsgiToAsgiInstance:
                 more_body = message.get("more_body", False)
             body.seek(0)
             # The WSGI app runs in a worker thread and sends through this.
-            self.sync_send = AsyncToSync(send)
-            await self.run_wsgi_app(body)
+            outbox = _Outbox(send, asyncio.get_running_loop())
+            self.sync_send = outbox.put
+            try:
+                await self.run_wsgi_app(body)
+            finally:
+                await outbox.flush()
 
     def build_environ(self, scope: Any, body: Any) -> dict[str, Any]:
         """Build the WSGI environ for ``scope`` with ``body`` as ``wsgi.input``.
@@ -267,7 +277,12 @@ class WsgiToAsgiInstance:
         result = self.wsgi_application(environ, self.start_response)
         try:
             sent = 0
-            for chunk in result:
+            chunks = iter(result)
+            # Advancing a lazy iterable runs app code: as upstream, do that
+            # only once the last chunk is out (a gone client stops the app).
+            # A list or tuple has nothing left to run, so send ahead.
+            lazy = type(chunks) not in _MATERIALIZED
+            for chunk in chunks:
                 self._ensure_response_started()
                 limit = self.response_content_length
                 if limit is not None and len(chunk) > limit - sent:
@@ -279,12 +294,20 @@ class WsgiToAsgiInstance:
                 sent += len(chunk)
                 if sent == limit:
                     break
+                if lazy:
+                    self._outbox_wait()
             self._ensure_response_started()
             self.sync_send({"type": "http.response.body"})
         finally:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
+
+    def _outbox_wait(self) -> None:
+        # sync_send is the outbox's put, unless a subclass replaced it.
+        outbox = getattr(self.sync_send, "__self__", None)
+        if isinstance(outbox, _Outbox):
+            outbox.wait_sent()
 
     def _ensure_response_started(self) -> None:
         if not self.response_started:
@@ -294,6 +317,94 @@ class WsgiToAsgiInstance:
                 )
             self.response_started = True
             self.sync_send(self.response_start)
+
+
+class _Outbox:
+    """Response messages from the WSGI thread to the ASGI ``send``, in order.
+
+    Upstream asgiref makes the thread wait for every message to be sent (an
+    ``async_to_sync`` round trip each). Here the thread hands messages over
+    and goes on; it waits only when ``AHEAD`` messages are still unsent (so
+    memory stays bounded), or when told to (``wait_sent``). A failed ``send``
+    is raised in the thread at its next message or wait, or by ``flush()``
+    once the app is done.
+    """
+
+    AHEAD = 4
+
+    def __init__(self, send: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._send = send
+        self._loop = loop
+        self._ready = threading.Condition(threading.Lock())
+        self._pending: "deque[Any]" = deque()
+        self._unsent = 0  # pending, or being sent
+        self._pumping = False  # a pump task is scheduled or running
+        self._error: "BaseException | None" = None
+        self._error_seen = False
+        self._caught_up: "asyncio.Event | None" = None
+
+    def put(self, message: Any) -> None:
+        """Send *message*; called on the WSGI thread."""
+        with self._ready:
+            while self._error is None and len(self._pending) >= self.AHEAD:
+                self._ready.wait()
+            self._raise_error()
+            self._pending.append(message)
+            self._unsent += 1
+            if self._pumping:
+                return
+            self._pumping = True
+        self._loop.call_soon_threadsafe(self._start_pump)
+
+    def wait_sent(self) -> None:
+        """Wait until all messages are sent; called on the WSGI thread."""
+        with self._ready:
+            while self._error is None and self._unsent:
+                self._ready.wait()
+            self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            self._error_seen = True
+            raise self._error
+
+    def _start_pump(self) -> None:
+        self._loop.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        while True:
+            with self._ready:
+                if not self._pending or self._error is not None:
+                    self._pumping = False
+                    self._ready.notify_all()
+                    break
+                message = self._pending.popleft()
+                self._ready.notify_all()
+            try:
+                await self._send(message)
+            except BaseException as exc:
+                with self._ready:
+                    self._error = exc
+                    self._pending.clear()
+            with self._ready:
+                self._unsent -= 1
+                if not self._unsent:
+                    self._ready.notify_all()
+        if self._caught_up is not None:
+            self._caught_up.set()
+
+    async def flush(self) -> None:
+        """Wait until every message is sent (on the loop, once the app is
+        done); raise a send failure the WSGI thread has not seen."""
+        while True:
+            with self._ready:
+                if not self._pumping:
+                    break
+                self._caught_up = asyncio.Event()
+            await self._caught_up.wait()
+        error, self._error = self._error, None  # no cycle through the outbox
+        if error is not None and not self._error_seen:
+            raise error
 
 
 def _checked_header(header: Any) -> "tuple[bytes, bytes]":
