@@ -189,4 +189,5 @@ def _reset_after_fork() -> None:
     _forks += 1
 
 
-os.register_at_fork(after_in_child=_reset_after_fork)
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_reset_after_fork)

@@ -499,7 +499,8 @@ def _after_fork_in_child() -> None:
                 del registry[key]  # type: ignore[arg-type]
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @overload

@@ -86,7 +86,8 @@ def _forget_inboxes():
     _inboxes = weakref.WeakKeyDictionary()
 
 
-os.register_at_fork(after_in_child=_forget_inboxes)
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_forget_inboxes)
 
 
 cdef class Call:

@@ -64,7 +64,8 @@ def _forget_inboxes() -> None:
     _inboxes = weakref.WeakKeyDictionary()
 
 
-os.register_at_fork(after_in_child=_forget_inboxes)
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_forget_inboxes)
 
 
 class Call:
