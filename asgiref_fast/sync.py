@@ -22,7 +22,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from ._impl import Call, ContextCarrier, peek, restore_context
+from ._impl import Call, ContextCarrier, bind_router, peek, restore_context, route, send
 from . import _loops
 from ._lanes import LaneExecutor
 from .current_thread_executor import CurrentThreadExecutor
@@ -361,10 +361,7 @@ class SyncToAsync(Generic[_P, _R]):
 
     async def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
         loop = asyncio.get_running_loop()
-        if self._thread_sensitive:
-            executor: "Executor | None" = self._thread_sensitive_executor(loop)
-        else:
-            executor = self._executor
+        executor = route(self, loop, _pid) if self._thread_sensitive else self._executor
         own_context = self.context is None
         carrier = ContextCarrier(contextvars.copy_context() if own_context else self.context)  # type: ignore[arg-type]
         # The wrapped call, as a functools.partial: thread_handler overrides
@@ -378,12 +375,7 @@ class SyncToAsync(Generic[_P, _R]):
             loop,
         )
         try:
-            if executor is None:
-                loop.run_in_executor(None, call)
-            elif isinstance(executor, (LaneExecutor, CurrentThreadExecutor)):
-                executor._push(call)
-            else:
-                executor.submit(call)
+            send(executor, call, loop)
             return await _outcome(call, task_context, loop)  # type: ignore[no-any-return]
         finally:
             # A failure's traceback holds this frame: keep it from holding
@@ -392,38 +384,6 @@ class SyncToAsync(Generic[_P, _R]):
             if own_context:
                 carrier.restore()
             self.deadlock_context.set(False)
-
-    def _thread_sensitive_executor(self, loop: asyncio.AbstractEventLoop) -> Executor:
-        executor: "Executor | None" = peek(AsyncToSync.executors, "current")
-        if executor is not None:
-            return executor
-        context = self.thread_sensitive_context.get(None)
-        if context is not None:
-            if context._exited:
-                # A task that outlived a context with an executor: running
-                # it anywhere else would silently change threads.
-                raise RuntimeError(
-                    "ThreadSensitiveContext has exited. Tasks created "
-                    "inside a context with an executor must finish before "
-                    "it exits."
-                )
-            executor = self.context_to_thread_executor.get(context)
-            if executor is None:
-                # Late calls from tasks that outlived their context get a
-                # new thread, as they would upstream, not a pooled one.
-                executor = LaneExecutor(fresh=context._lane_returned)
-                self.context_to_thread_executor[context] = executor
-            return executor
-        executor = AsyncToSync.loop_thread_executors.get(loop)
-        if executor is not None:
-            return executor
-        # The process that set it: a child forked from inside a hop has a
-        # process-wide lane of its own, free to use.
-        waiting = self.deadlock_context.get(False)
-        if waiting is True or waiting == _pid:
-            raise RuntimeError("Single thread executor already being used, would deadlock")
-        self.deadlock_context.set(_pid)
-        return self.single_thread_executor
 
     def __get__(
         self, parent: Any, objtype: Any
@@ -501,6 +461,8 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+bind_router(AsyncToSync, LaneExecutor, CurrentThreadExecutor)
 
 
 @overload

@@ -140,3 +140,58 @@ cdef class Call:
         if self._ok:
             return self._value
         raise self._value
+
+
+# -- Where a thread-sensitive call runs, and how it gets there ----------------
+# The twin of the pure module's route() and send(); see there.
+
+cdef object _AsyncToSync = None
+cdef object _LaneExecutor = None
+cdef tuple _direct = ()
+cdef object _peek = None
+
+
+def bind(async_to_sync, lane_executor, current_thread_executor):
+    global _AsyncToSync, _LaneExecutor, _direct, _peek
+    from asgiref_fast._cy.local import peek
+
+    _AsyncToSync, _LaneExecutor, _peek = async_to_sync, lane_executor, peek
+    _direct = (lane_executor, current_thread_executor)
+
+
+cpdef object route(object s2a, object loop, object pid):
+    executor = _peek(_AsyncToSync.executors, "current")
+    if executor is not None:
+        return executor
+    context = s2a.thread_sensitive_context.get(None)
+    if context is not None:
+        if context._exited:
+            raise RuntimeError(
+                "ThreadSensitiveContext has exited. Tasks created "
+                "inside a context with an executor must finish before "
+                "it exits."
+            )
+        registry = s2a.context_to_thread_executor
+        executor = registry.get(context)
+        if executor is None:
+            executor = _LaneExecutor(fresh=context._lane_returned)
+            registry[context] = executor
+        return executor
+    executor = _AsyncToSync.loop_thread_executors.get(loop)
+    if executor is not None:
+        return executor
+    deadlock = s2a.deadlock_context
+    waiting = deadlock.get(False)
+    if waiting is True or waiting == pid:
+        raise RuntimeError("Single thread executor already being used, would deadlock")
+    deadlock.set(pid)
+    return s2a.single_thread_executor
+
+
+cpdef send(object executor, object call, object loop):
+    if executor is None:
+        loop.run_in_executor(None, call)
+    elif isinstance(executor, _direct):
+        executor._push(call)
+    else:
+        executor.submit(call)
