@@ -24,8 +24,13 @@ _thread = threading.local()
 def run(coro: "Coroutine[Any, Any, Any]") -> Any:
     """Run *coro* to completion on this thread's warm loop; return its result."""
     loop = getattr(_thread, "loop", None)
+    policy = asyncio.get_event_loop_policy()
+    if loop is not None and getattr(_thread, "policy", None) is not policy:
+        close()  # the policy changed (uvloop.install()...): a loop of its own
+        loop = None
     if loop is None or loop.is_closed():
         loop = _thread.loop = asyncio.new_event_loop()
+        _thread.policy = policy
     asyncio.set_event_loop(loop)
     try:
         task = loop.create_task(coro, context=contextvars.copy_context())

@@ -98,3 +98,24 @@ def test_exceptions_and_results_still_cross():
         assert exc.args == ("x",)
     else:
         raise AssertionError("no exception")
+
+
+def test_a_new_event_loop_policy_gets_a_loop_of_its_own():
+    class Policy(asyncio.DefaultEventLoopPolicy):
+        def new_event_loop(self):
+            loop = super().new_event_loop()
+            loop.made_by_policy = True
+            return loop
+
+    async def made_by_policy():
+        return getattr(asyncio.get_running_loop(), "made_by_policy", False)
+
+    with AsyncSingleThreadContext():  # same thread, so the warm loop is at hand
+        assert async_to_sync(made_by_policy)() is False
+        old = asyncio.get_event_loop_policy()
+        asyncio.set_event_loop_policy(Policy())
+        try:
+            assert async_to_sync(made_by_policy)() is True
+        finally:
+            asyncio.set_event_loop_policy(old)
+        assert async_to_sync(made_by_policy)() is False
