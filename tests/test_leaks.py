@@ -77,8 +77,9 @@ async def one_request(i, pool):
 
 async def requests(n, pool):
     for i in range(n):
-        # Each request is a task of its own, as under an ASGI server.
-        await asyncio.wait_for(one_request(i, pool), 10)
+        # Each request is a task of its own, as under an ASGI server (since
+        # Python 3.12, wait_for no longer makes one).
+        await asyncio.wait_for(asyncio.create_task(one_request(i, pool)), 10)
 
 
 def settled_memory():
