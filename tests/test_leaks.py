@@ -111,7 +111,10 @@ async def test_steady_request_loop_keeps_memory_flat(stress):
     assert min(blocks) < per_round // 10, samples
     assert min(rss) < per_round * 64, samples
     assert samples[-1][0] - samples[0][0] < per_round, samples
-    assert await eventually(lambda: threading.active_count() <= threads)
+    # A lane handed back while finishing its last delivery parks a moment
+    # later; a request starting in that moment takes a fresh one, which then
+    # waits idle in the pool. Two of those at most, never one per request.
+    assert await eventually(lambda: threading.active_count() <= threads + 2)
 
 
 # --- no garbage for the cyclic GC -----------------------------------------------

@@ -85,17 +85,35 @@ case("local_tc_get", "thread-critical Local getattr", "local", 1000)(
 )
 
 
-@case("local_get_in_loop", "Local getattr in a running loop", "local", 1000)
-def _local_get_in_loop(api):
-    local = api.local.Local()
-    loop = asyncio.new_event_loop()
+case("local_tc_missing", "thread-critical Local getattr, missing", "local", 1000, quick=False)(
+    _local_loop(_missing10, critical=True)
+)
+case("local_tc_set", "thread-critical Local setattr", "local", 1000, quick=False)(
+    _local_loop(_set10, critical=True)
+)
+case("local_tc_setdel", "thread-critical Local setattr + delattr", "local", 1000, quick=False)(
+    _local_loop(_setdel10, critical=True)
+)
 
-    async def set_and_read():
-        local.value = 1
-        for _ in range(100):
-            _get10(local)
 
-    return (lambda: loop.run_until_complete(set_and_read())), loop.close
+def _in_running_loop(critical: bool):
+    def make(api):
+        local = api.local.Local(thread_critical=critical)
+        loop = asyncio.new_event_loop()
+
+        async def set_and_read():
+            local.value = 1
+            for _ in range(100):
+                _get10(local)
+
+        return (lambda: loop.run_until_complete(set_and_read())), loop.close
+
+    return make
+
+
+case("local_get_in_loop", "Local getattr in a running loop", "local", 1000)(_in_running_loop(False))
+case("local_tc_get_in_loop", "thread-critical Local getattr in a running loop", "local", 1000,
+     quick=False)(_in_running_loop(True))
 
 
 @case("cte_roundtrip", "CurrentThreadExecutor round trip", "executor", 200)
