@@ -190,8 +190,11 @@ cpdef object route(object s2a, object loop, object pid):
 
 cpdef send(object executor, object call, object loop):
     if executor is None:
-        loop.run_in_executor(None, call)
-    elif isinstance(executor, _direct):
+        executor = getattr(loop, "_default_executor", None)
+        if executor is None:
+            loop.run_in_executor(None, call)
+            return
+    if isinstance(executor, _direct):
         executor._push(call)
     else:
         executor.submit(call)

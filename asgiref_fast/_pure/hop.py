@@ -188,8 +188,13 @@ def send(executor: Any, call: Call, loop: asyncio.AbstractEventLoop) -> None:
     """Queue *call* on *executor*: our own queues take it directly, other
     executors through submit(), None means the loop's default executor."""
     if executor is None:
-        loop.run_in_executor(None, call)
-    elif isinstance(executor, _direct):
+        # The loop's default executor, without run_in_executor's future:
+        # the call's outcome comes back through the inbox, batched.
+        executor = getattr(loop, "_default_executor", None)
+        if executor is None:
+            loop.run_in_executor(None, call)  # makes the default executor
+            return
+    if isinstance(executor, _direct):
         executor._push(call)  # type: ignore[attr-defined]  # ours all have it
     else:
         executor.submit(call)
