@@ -104,8 +104,8 @@ def main(argv: "list[str] | None" = None) -> int:
     if any(c.group == "django" for c in selected) and importlib.util.find_spec("django") is None:
         print('The Django benchmark needs Django: pip install django', file=sys.stderr)
         return 2
-    rounds = args.rounds or (5 if args.quick else 15)
-    min_seconds = 0.02 if args.quick else 0.05
+    rounds = args.rounds or (7 if args.quick else 15)
+    min_seconds = 0.1 if args.quick else 0.2
 
     impls = implementations.load()
     print(machine())
