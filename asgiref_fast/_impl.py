@@ -37,6 +37,7 @@ adopt_context = _context.adopt_context
 restore_context = _context.restore_context
 Call = _hop.Call
 inbox_for = _hop.inbox_for
+find_inbox = _hop.find_inbox
 bind_router = _hop.bind
 route = _hop.route
 send = _hop.send

@@ -101,6 +101,31 @@ class _EndOfLease:
         self.done.set_result(None)
 
 
+def lend_once(fn: Callable[[], None], then: Callable[[], None]) -> None:
+    """Run *fn* on an idle lane (or a new one), then return the lane to the
+    pool, then call *then* (on the lane): whoever *then* wakes finds the lane
+    free again for its next call."""
+    lane = _pool.borrow()
+    lane.queue.push(_Once(lane, fn, then))
+
+
+class _Once:
+    __slots__ = ("_lane", "_fn", "_then")
+
+    def __init__(self, lane: "_Lane", fn: Callable[[], None], then: Callable[[], None]) -> None:
+        self._lane, self._fn, self._then = lane, fn, then
+
+    def __call__(self) -> None:
+        try:
+            self._fn()
+        finally:
+            self._lane.pool.park(self._lane)
+            self._then()
+
+    def cancel(self) -> bool:  # as every queued item can be asked to
+        return False
+
+
 class _Lane:
     """One pooled daemon thread and its work queue."""
 

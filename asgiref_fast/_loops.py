@@ -18,6 +18,8 @@ from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Coroutine
 from typing import Any
 
+from ._impl import find_inbox
+
 _thread = threading.local()
 
 
@@ -38,8 +40,12 @@ def run(coro: "Coroutine[Any, Any, Any]") -> Any:
     finally:
         try:
             _finish_leftover_tasks(loop)
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.run_until_complete(loop.shutdown_default_executor())
+            # As asyncio.run does, but a turn of the loop only for what is
+            # there: most calls leave no generator and start no executor.
+            if getattr(loop, "_asyncgens", True):
+                loop.run_until_complete(loop.shutdown_asyncgens())
+            if getattr(loop, "_default_executor", True) is not None:
+                loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             asyncio.set_event_loop(None)
             if not _scrub(loop):
@@ -77,8 +83,10 @@ def _scrub(loop: asyncio.AbstractEventLoop) -> bool:
     if type(loop) is not asyncio.SelectorEventLoop or not isinstance(loop, BaseSelectorEventLoop):
         return False
     try:
-        # Only the loop's own self-pipe may remain registered.
-        if len(loop._selector.get_map()) != 1:
+        # Only the loop's own self-pipe may remain registered, and the bell
+        # of its inbox, which belongs to the loop as much.
+        inbox = find_inbox(loop)
+        if len(loop._selector.get_map()) != 1 + (inbox is not None and inbox.bell is not None):
             return False
         for handle in loop._ready:
             handle.cancel()

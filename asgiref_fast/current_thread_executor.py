@@ -58,12 +58,15 @@ class CurrentThreadExecutor(Executor):
                 "You cannot run CurrentThreadExecutor from a different thread"
             )
         future.add_done_callback(self._stop)
+        self._run_until_stopped()
+
+    def _run_until_stopped(self) -> None:
         pop = self._queue.pop
         while (item := pop()) is not None:
             item()
             del item
 
-    def _stop(self, future: "Future[Any]") -> None:
+    def _stop(self, future: "Future[Any] | None" = None) -> None:
         self._queue.close()
 
     def _push(self, item: Callable[[], None]) -> None:

@@ -22,9 +22,9 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
-from ._impl import Call, ContextCarrier, bind_router, peek, restore_context, route, send
+from ._impl import Call, ContextCarrier, bind_router, find_inbox, peek, restore_context, route, send
 from . import _loops
-from ._lanes import LaneExecutor
+from ._lanes import LaneExecutor, lend_once
 from .current_thread_executor import CurrentThreadExecutor
 from .local import Local
 
@@ -237,20 +237,34 @@ class AsyncToSync(Generic[_P, _R]):
                 del self.loop_thread_executors[loop]
 
         single_thread = self.async_single_thread_context.get(None)
-        if single_thread is None:
-            executor = LaneExecutor()
-        else:
-            executor = self.context_to_thread_executor.get(single_thread)  # type: ignore[assignment]
+        if single_thread is not None:
+            executor = self.context_to_thread_executor.get(single_thread)
             if executor is None:
                 executor = LaneExecutor()
                 self.context_to_thread_executor[single_thread] = executor
-        loop_future = executor.submit(_loops.run, run())
-        if single_thread is None:
-            # One call only: the lane goes back to the pool as soon as it is
-            # done, before this thread can make its next call.
-            executor.shutdown(wait=False)
-        current_executor.run_until_future(loop_future)
-        loop_future.result()
+            loop_future = executor.submit(_loops.run, run())
+            current_executor.run_until_future(loop_future)
+            loop_future.result()
+            return
+
+        # One call only: a lane lent for it, back in the pool before this
+        # thread wakes to make its next call. The loop runs in a context of
+        # its own, as on a new thread.
+        failure: "list[BaseException]" = []
+
+        def on_lane() -> None:
+            try:
+                contextvars.Context().run(_loops.run, run())
+            except BaseException as exc:
+                failure.append(exc)
+
+        lend_once(on_lane, current_executor._stop)
+        current_executor._run_until_stopped()
+        if failure:
+            try:
+                raise failure.pop()
+            finally:
+                failure = []  # no cycle through the traceback
 
     def __get__(self, parent: Any, objtype: Any) -> Callable[_P, _R]:
         """Bind to *parent*, for use as a method."""
@@ -295,11 +309,40 @@ class AsyncToSync(Generic[_P, _R]):
 def _create_task_on(loop: asyncio.AbstractEventLoop, coro: Any) -> bool:
     if not loop.is_running():  # nothing would ever run the task
         return False
+    # The inbox of the loop whose sync_to_async brought us here rings its
+    # bell: cheaper than call_soon_threadsafe's self-pipe.
+    inbox = find_inbox(loop)
+    if inbox is not None:
+        inbox.deliver(_TaskStart(loop, coro))
+        return True
     try:
         loop.call_soon_threadsafe(loop.create_task, coro)
     except RuntimeError:  # that loop is closed
         return False
     return True
+
+
+class _TaskStart:
+    """Starts a task for a coroutine, delivered through a loop's inbox."""
+
+    __slots__ = ("_loop", "_coro", "_context")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, coro: Any) -> None:
+        self._loop = loop
+        self._coro = coro
+        # The task starts from the sender's context, as it would through
+        # call_soon_threadsafe (main_wrap then restores the caller's).
+        self._context = contextvars.copy_context()
+
+    def settle(self) -> None:
+        loop, coro, context = self._loop, self._coro, self._context
+        del self._loop, self._coro, self._context
+        try:
+            context.run(loop.create_task, coro)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # as a callback's failure would be
+            loop.call_exception_handler({"message": "could not start async_to_sync's task", "exception": exc})
 
 
 class SyncToAsync(Generic[_P, _R]):

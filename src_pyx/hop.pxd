@@ -5,9 +5,14 @@ cdef class Inbox:
     cdef object _loop_ref  # weak: the inbox lives in a dict keyed weakly by its loop
     cdef cython.pymutex _lock
     cdef list _ready
+    cdef object _bell  # an asgiref_fast._doorbell.Bell, or None
+    cdef int _bell_fd  # its write end, rung from C; -1 once closed
+    cdef int _bell_answer_fd  # its read end, answered from C; -1 once closed
+    cdef bint _closed
     cdef object __weakref__
 
     cpdef deliver(self, object call)
+    cdef void _free_bell(self)
 
 
 cdef class Call:

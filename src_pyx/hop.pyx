@@ -4,7 +4,8 @@ worker thread, and its outcome sent back to the event loop that awaits it.
 
 Outcomes bound for one loop gather in that loop's ``Inbox``; the worker wakes
 the loop only when the inbox was empty, so many calls finishing together cost
-one ``call_soon_threadsafe``.
+one wake-up: a ring of the loop's doorbell, written from C
+(``call_soon_threadsafe`` where the loop has none).
 
 Free-threading: the inbox's list is guarded by its mutex, and a call's ticket
 is claimed by an atomic exchange. A call's outcome fields are written by the
@@ -14,7 +15,11 @@ loop thread. Nothing here leans on the GIL.
 """
 
 import os
+import threading
 import weakref
+
+from asgiref_fast._doorbell import open_bell
+from asgiref_fast._prompt import PromptFuture
 
 from cpython.weakref cimport PyWeakref_NewRef
 
@@ -33,21 +38,65 @@ cdef extern from *:
     long _claim "asgiref_fast_claim" (long* ticket) nogil
 
 
+cdef extern from *:
+    """
+    /* One ring of a doorbell (see asgiref_fast/_doorbell.py): 8 bytes, an
+       eventfd's increment. Windows loops get no bell, so never ring one. */
+    #if defined(_WIN32)
+    static int asgiref_fast_ring(int fd) { (void)fd; return -1; }
+    static int asgiref_fast_answer(int fd) { (void)fd; return -1; }
+    #else
+    #include <stdint.h>
+    #include <unistd.h>
+    static int asgiref_fast_ring(int fd) {
+        static const uint64_t one = 1;
+        /* A failure can only be a full pipe: the loop is waking anyway. */
+        return (int)write(fd, &one, sizeof one);
+    }
+    static int asgiref_fast_answer(int fd) {
+        /* An eventfd's read takes every ring at once; a pipe's, up to 512.
+           A failure can only be "nothing to read": an earlier answer took it. */
+        char rings[4096];
+        return (int)read(fd, rings, sizeof rings);
+    }
+    #endif
+    """
+    int _ring "asgiref_fast_ring" (int fd) nogil
+    int _answer "asgiref_fast_answer" (int fd) nogil
+
+
 cdef class Inbox:
-    """Finished calls waiting to be handed to their loop's futures."""
+    """Work from other threads waiting for one loop: finished calls to hand
+    to their futures, or anything else whose ``settle()`` (which must not
+    raise) is to run there."""
 
     def __init__(self, loop):
         self._loop_ref = PyWeakref_NewRef(loop, None)
         self._ready = []
+        self._bell_fd = self._bell_answer_fd = -1
+        self._bell = open_bell(loop, self._drain)
+        if self._bell is not None:
+            self._bell_fd = self._bell.write_fd
+            self._bell_answer_fd = self._bell.read_fd
+
+    @property
+    def bell(self):
+        """The doorbell the loop watches for this inbox, if it has one."""
+        return self._bell
 
     cpdef deliver(self, call):
-        """Called on the worker thread once *call* has an outcome."""
+        """Any thread: hand *call* to the loop, waking it if need be."""
         with self._lock:
             # Only grows the list's array: no object is allocated or freed
             # under the lock.
             self._ready.append(call)
-            if len(self._ready) > 1:
-                return  # a wake-up is already on its way
+            if len(self._ready) > 1 or self._closed:
+                return  # a wake-up is already on its way, or nobody listens
+            if self._bell_fd >= 0:
+                # Under the lock, so close() cannot free the descriptor
+                # between our check and the ring.
+                _ring(self._bell_fd)
+                return
         loop = self._loop_ref()
         if loop is not None:
             try:
@@ -56,6 +105,10 @@ cdef class Inbox:
                 pass  # the loop is closed: nobody awaits these calls any more
 
     def _drain(self):
+        if self._bell_answer_fd >= 0:
+            # First: what is delivered after this rings again. The loop
+            # calls us only while it watches the bell, so it is still open.
+            _answer(self._bell_answer_fd)
         fresh = []  # allocated before locking
         with self._lock:
             ready = self._ready
@@ -66,24 +119,76 @@ cdef class Inbox:
             else:
                 call.settle()
 
+    def close(self):
+        """Stop waking the loop, which is closed: its bell may be freed."""
+        with self._lock:
+            self._closed = True
+            self._bell_fd = self._bell_answer_fd = -1
+        self._free_bell()
+
+    def _close_unlocked(self):
+        # Alone with the inbox: in a forked child, whose lock may be held by
+        # a thread that is gone, or as it is freed.
+        self._closed = True
+        self._bell_fd = self._bell_answer_fd = -1
+        self._free_bell()
+
+    cdef void _free_bell(self):
+        # Nobody rings it any more (_bell_fd is -1), and the loop is closed.
+        bell, self._bell = self._bell, None
+        if bell is not None:
+            try:
+                bell.close()
+            except OSError:
+                pass
+
+    def __dealloc__(self):
+        if self._bell is not None:
+            self._free_bell()
+
 
 cdef object _inboxes = weakref.WeakKeyDictionary()
+cdef object _inboxes_lock = threading.Lock()
 
 
 cpdef Inbox inbox_for(loop):
-    # WeakKeyDictionary's __getitem__ is data[ref(key)]: the same lookup,
-    # without a Python-level call.
-    inbox = _inboxes.data.get(PyWeakref_NewRef(loop, None))
+    """*loop*'s inbox, made on first use: on the loop's own thread, as it
+    starts watching a bell."""
+    inbox = find_inbox(loop)
     if inbox is not None:
         return inbox
-    return _inboxes.setdefault(loop, Inbox(loop))
+    with _inboxes_lock:
+        inbox = _inboxes.get(loop)
+        if inbox is None:
+            _close_inboxes_of_closed_loops()
+            inbox = _inboxes[loop] = Inbox(loop)
+        return inbox
+
+
+cpdef Inbox find_inbox(loop):
+    """*loop*'s inbox if it has one yet; from any thread."""
+    # WeakKeyDictionary's get is data.get(ref(key)): the same lookup,
+    # without a Python-level call.
+    return _inboxes.data.get(PyWeakref_NewRef(loop, None))
+
+
+cdef _close_inboxes_of_closed_loops():
+    # A closed loop stays alive as long as anyone holds it; its bell need not.
+    for loop, inbox in list(_inboxes.items()):
+        if loop.is_closed():
+            del _inboxes[loop]
+            inbox.close()
 
 
 def _forget_inboxes():
     # A forked child has no use for its parent's loops, and their locks may
     # have been held by a thread that does not exist in the child.
-    global _inboxes
+    global _inboxes, _inboxes_lock
+    inherited = list(_inboxes.values())
     _inboxes = weakref.WeakKeyDictionary()
+    _inboxes_lock = threading.Lock()
+    for inbox in inherited:
+        inbox._close_unlocked()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
@@ -101,7 +206,7 @@ cdef class Call:
     def __init__(self, fn, loop):
         self._fn = fn
         self._inbox = inbox_for(loop)
-        self.future = loop.create_future()
+        self.future = PromptFuture(loop=loop)
         self.settled = False
         self._ticket = 1
 
@@ -112,6 +217,11 @@ cdef class Call:
         try:
             self._value = self._fn()
             self._ok = True
+        except StopIteration as exc:
+            # A future cannot hold it; a coroutine turns it into this too.
+            self._value = RuntimeError("sync function raised StopIteration")
+            self._value.__cause__ = exc
+            self._ok = False
         except BaseException as exc:
             self._value = exc
             self._ok = False

@@ -119,3 +119,19 @@ def test_a_new_event_loop_policy_gets_a_loop_of_its_own():
         finally:
             asyncio.set_event_loop_policy(old)
         assert async_to_sync(made_by_policy)() is False
+
+
+def test_a_loop_that_served_hops_stays_warm():
+    # A hop leaves the loop watching its inbox's doorbell: that is the
+    # loop's own, not the call's, and must not cost the warm loop.
+    from asgiref_fast.sync import sync_to_async
+
+    async def hop_and_tell():
+        await sync_to_async(lambda: None)()
+        await sync_to_async(lambda: None, thread_sensitive=False)()
+        return id(asyncio.get_running_loop())
+
+    with AsyncSingleThreadContext():
+        first = async_to_sync(hop_and_tell)()
+        second = async_to_sync(hop_and_tell)()
+    assert first == second

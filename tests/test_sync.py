@@ -4,10 +4,12 @@ failures and cancellations travel."""
 import asyncio
 import contextvars
 import functools
+import gc
 import os
 import sys
 import threading
 import warnings
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -481,3 +483,59 @@ async def test_child_process_can_hop_after_fork():
         os.waitpid(pid, 0)
     assert data == b"ok"
     assert await sync_to_async(lambda: 5)() == 5
+
+
+@pytest.mark.asyncio
+async def test_stop_iteration_arrives_as_runtime_error_and_loses_nothing():
+    # A future cannot carry StopIteration (upstream's caller waits forever);
+    # it comes back as a coroutine would raise it. Calls whose outcomes
+    # arrive in the same batch still get theirs.
+    def stop():
+        raise StopIteration("done")
+
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(sync_to_async(stop if i % 2 else (lambda i=i: i), thread_sensitive=False)() for i in range(40)),
+            return_exceptions=True,
+        ),
+        10,
+    )
+    for i, result in enumerate(results):
+        if i % 2:
+            assert type(result) is RuntimeError
+            assert type(result.__cause__) is StopIteration
+        else:
+            assert result == i
+
+
+def test_loops_keep_no_request_context_alive():
+    # The loop's inbox is made during some request; neither its bell nor
+    # the tasks async_to_sync starts through it may hold that request's
+    # context.
+    leak: "contextvars.ContextVar[object]" = contextvars.ContextVar("leak")
+
+    class Payload:
+        pass
+
+    async def main():
+        async def first_request():
+            payload = Payload()
+            leak.set(payload)
+            await sync_to_async(lambda: None)()  # the loop's inbox is made here
+            return weakref.ref(payload)
+
+        ref = await asyncio.create_task(first_request())
+
+        async def look():
+            return leak.get("unset")
+
+        def sync_part():
+            return async_to_sync(look)()
+
+        seen = await asyncio.create_task(sync_to_async(sync_part)())
+        gc.collect()
+        return ref() is None, seen  # checked while the loop is alive
+
+    freed, seen = asyncio.run(asyncio.wait_for(main(), 10))
+    assert seen == "unset"
+    assert freed

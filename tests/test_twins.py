@@ -355,14 +355,19 @@ def test_call_outcome_kept_after_future_was_replaced(twin, loop):
 
 
 def _counting_wakeups(loop):
+    # An inbox wakes its loop through a doorbell the loop watches, or, with
+    # none, through call_soon_threadsafe: count the callbacks either runs.
     wakeups = []
-    original = loop.call_soon_threadsafe
 
-    def counting(*args, **kwargs):
-        wakeups.append(1)
-        return original(*args, **kwargs)
+    def counted(callback):
+        def count(*args):
+            wakeups.append(1)
+            return callback(*args)
+        return count
 
-    loop.call_soon_threadsafe = counting
+    add_reader, call_soon_threadsafe = loop.add_reader, loop.call_soon_threadsafe
+    loop.add_reader = lambda fd, callback, *args: add_reader(fd, counted(callback), *args)
+    loop.call_soon_threadsafe = lambda callback, *args, **kw: call_soon_threadsafe(counted(callback), *args, **kw)
     return wakeups
 
 
@@ -415,6 +420,120 @@ def test_inbox_for_is_per_loop(twin):
     finally:
         first.close()
         second.close()
+
+
+def _open_fds():
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts /proc/self/fd")
+def test_bells_of_closed_loops_are_freed(twin):
+    # Each loop's inbox watches a bell (a descriptor); it must not outlive
+    # the loop's use, whether the loop object lingers after close() or not.
+    async def hop_once(loop):
+        call = twin.hop.Call(lambda: 7, loop)
+        worker = start(call)
+        assert await asyncio.wait_for(call.future, WAIT) == 7
+        join(worker)
+
+    kept = []
+    gc.collect()
+    before = _open_fds()
+    for i in range(40):
+        loop = asyncio.new_event_loop()
+        loop.run_until_complete(hop_once(loop))
+        loop.close()
+        if i % 2:
+            kept.append(loop)  # closed, but still held
+        del loop
+    gc.collect()
+    # Only the last loop made may still hold its bell (until the next loop
+    # comes, or it goes); a fresh loop's own self-pipe is closed with it.
+    assert _open_fds() - before <= 1
+    fresh = asyncio.new_event_loop()
+    try:
+        twin.hop.inbox_for(fresh)
+        assert _open_fds() - before <= 1 + 3  # the fresh loop: self-pipe, epoll, bell
+    finally:
+        fresh.close()
+
+
+def test_a_bell_wakes_the_loop_for_many_deliveries(twin, loop):
+    # The loop sleeps in select(); only the bell can wake it.
+    inbox = twin.hop.inbox_for(loop)
+    if inbox.bell is None:
+        pytest.skip("this loop cannot watch a descriptor")
+
+    class Item:
+        def __init__(self, future):
+            self.future = future
+
+        def settle(self):
+            self.future.set_result(threading.get_ident())
+
+    async def main():
+        for _ in range(200):
+            item = Item(loop.create_future())
+            worker = start(lambda: inbox.deliver(item))
+            assert await asyncio.wait_for(item.future, WAIT) == threading.get_ident()
+            join(worker)
+
+    loop.run_until_complete(main())
+
+
+def test_prompt_future_wakes_its_task_in_the_same_loop_pass(twin, loop):
+    # A plain future would only schedule the task's wake-up, behind the
+    # callback that the item delivered just before it schedules.
+    order = []
+
+    class Marker:
+        def settle(self):
+            loop.call_soon(order.append, "callback scheduled first")
+
+    async def waiter(call):
+        await call.future
+        order.append("task resumed")
+
+    async def main():
+        call = twin.hop.Call(lambda: None, loop)
+        task = loop.create_task(waiter(call))
+        await asyncio.sleep(0)  # the task now awaits the call's future
+        inbox = twin.hop.inbox_for(loop)
+        join(start(lambda: (inbox.deliver(Marker()), call())))  # one batch
+        await asyncio.wait_for(task, WAIT)
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(main())
+    assert order == ["task resumed", "callback scheduled first"]
+
+
+def test_prompt_future_cancel_and_callbacks_behave_as_a_future(twin, loop):
+    async def main():
+        call = twin.hop.Call(lambda: None, loop)
+        seen = []
+        call.future.add_done_callback(lambda f: seen.append("first"))
+        call.future.add_done_callback(lambda f: seen.append("second"))
+        removed = call.future.remove_done_callback(print)
+        assert removed == 0
+        assert call.future.cancel() is True
+        assert call.future.cancelled()
+        await asyncio.sleep(0)
+        assert sorted(seen) == ["first", "second"]  # soon, not at once
+        assert call.cancel() is True
+
+        other = twin.hop.Call(lambda: 5, loop)
+        hook = lambda f: seen.append("never")
+        other.future.add_done_callback(hook)
+        assert other.future.remove_done_callback(hook) == 1
+        join(start(other))
+        assert await asyncio.wait_for(other.future, WAIT) == 5
+        assert "never" not in seen
+
+        task = loop.create_task(asyncio.wait_for(twin.hop.Call(lambda: 1, loop).future, 0.01))
+        with pytest.raises(asyncio.TimeoutError):
+            await task
+
+    loop.run_until_complete(main())
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")

@@ -3,7 +3,8 @@ thread, and its outcome sent back to the event loop that awaits it.
 
 Outcomes bound for one loop gather in that loop's ``Inbox``; the worker wakes
 the loop only when the inbox was empty, so many calls finishing together cost
-one ``call_soon_threadsafe``.
+one wake-up: a ring of the loop's doorbell (``call_soon_threadsafe`` where the
+loop has none).
 """
 
 import asyncio
@@ -13,27 +14,43 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from .._doorbell import Bell, open_bell
+from .._prompt import PromptFuture
 from .local import peek
 
 
 class Inbox:
-    """Finished calls waiting to be handed to their loop's futures."""
+    """Work from other threads waiting for one loop: finished calls to hand
+    to their futures, or anything else whose ``settle()`` (which must not
+    raise) is to run there."""
 
-    __slots__ = ("_loop_ref", "_lock", "_ready", "__weakref__")
+    __slots__ = ("_loop_ref", "_lock", "_ready", "_bell", "_closed", "__weakref__")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         # Weak: the inbox lives in a dict keyed weakly by its loop.
         self._loop_ref = weakref.ref(loop)
         self._lock = threading.Lock()
-        self._ready: "list[Call]" = []
+        self._ready: "list[Any]" = []
+        self._closed = False
+        self._bell = open_bell(loop, self._drain)
 
-    def deliver(self, call: "Call") -> None:
-        """Called on the worker thread once *call* has an outcome."""
+    @property
+    def bell(self) -> "Bell | None":
+        """The doorbell the loop watches for this inbox, if it has one."""
+        return self._bell
+
+    def deliver(self, call: Any) -> None:
+        """Any thread: hand *call* to the loop, waking it if need be."""
         with self._lock:
             ready = self._ready
             ready.append(call)
-            if len(ready) > 1:
-                return  # a wake-up is already on its way
+            if len(ready) > 1 or self._closed:
+                return  # a wake-up is already on its way, or nobody listens
+            if self._bell is not None:
+                # Under the lock, so close() cannot free the descriptor
+                # between our check and the ring.
+                self._bell.ring()
+                return
         loop = self._loop_ref()
         if loop is not None:
             try:
@@ -42,28 +59,72 @@ class Inbox:
                 pass  # the loop is closed: nobody awaits these calls any more
 
     def _drain(self) -> None:
+        if self._bell is not None:
+            self._bell.answer()  # first: what is delivered after it rings again
         with self._lock:
             ready = self._ready
             self._ready = []
         for call in ready:
             call.settle()
 
+    def close(self) -> None:
+        """Stop waking the loop, which is closed: its bell may be freed."""
+        with self._lock:
+            self._close_unlocked()
+
+    def _close_unlocked(self) -> None:
+        # Alone with the inbox: under its lock, in a forked child (whose lock
+        # may be held by a thread that is gone), or as it is freed.
+        self._closed = True
+        bell, self._bell = self._bell, None
+        if bell is not None:
+            bell.close()
+
+    def __del__(self) -> None:
+        self._close_unlocked()
+
 
 _inboxes: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Inbox]" = weakref.WeakKeyDictionary()
+_inboxes_lock = threading.Lock()
 
 
 def inbox_for(loop: asyncio.AbstractEventLoop) -> Inbox:
+    """*loop*'s inbox, made on first use: on the loop's own thread, as it
+    starts watching a bell."""
     try:
         return _inboxes[loop]
     except KeyError:
-        return _inboxes.setdefault(loop, Inbox(loop))
+        pass
+    with _inboxes_lock:
+        inbox = _inboxes.get(loop)
+        if inbox is None:
+            _close_inboxes_of_closed_loops()
+            inbox = _inboxes[loop] = Inbox(loop)
+        return inbox
+
+
+def find_inbox(loop: asyncio.AbstractEventLoop) -> "Inbox | None":
+    """*loop*'s inbox if it has one yet; from any thread."""
+    return _inboxes.get(loop)
+
+
+def _close_inboxes_of_closed_loops() -> None:
+    # A closed loop stays alive as long as anyone holds it; its bell need not.
+    for loop, inbox in list(_inboxes.items()):
+        if loop.is_closed():
+            del _inboxes[loop]
+            inbox.close()
 
 
 def _forget_inboxes() -> None:
     # A forked child has no use for its parent's loops, and their locks may
     # have been held by a thread that does not exist in the child.
-    global _inboxes
+    global _inboxes, _inboxes_lock
+    inherited = list(_inboxes.values())
     _inboxes = weakref.WeakKeyDictionary()
+    _inboxes_lock = threading.Lock()
+    for inbox in inherited:
+        inbox._close_unlocked()
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
@@ -83,7 +144,7 @@ class Call:
     def __init__(self, fn: Callable[[], Any], loop: asyncio.AbstractEventLoop) -> None:
         self._fn: "Callable[[], Any] | None" = fn
         self._inbox = inbox_for(loop)
-        self.future = loop.create_future()
+        self.future = PromptFuture(loop=loop)
         self.settled = False
         # Taken exactly once, by whichever of run and cancel() comes first:
         # list.pop is atomic, with or without the GIL.
@@ -98,6 +159,11 @@ class Call:
         try:
             self._value = self._fn()  # type: ignore[misc]  # set until it runs
             self._ok = True
+        except StopIteration as exc:
+            # A future cannot hold it; a coroutine turns it into this too.
+            self._value = RuntimeError("sync function raised StopIteration")
+            self._value.__cause__ = exc
+            self._ok = False
         except BaseException as exc:
             self._value = exc
             self._ok = False
