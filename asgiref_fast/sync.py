@@ -322,6 +322,14 @@ def _create_task_on(loop: asyncio.AbstractEventLoop, coro: Any) -> bool:
     return True
 
 
+# Python 3.12+ can start a task eagerly.
+_EAGER_TASKS = sys.version_info >= (3, 12)
+
+
+def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Any) -> "asyncio.Task[Any]":
+    return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+
+
 class _TaskStart:
     """Starts a task for a coroutine, delivered through a loop's inbox."""
 
@@ -338,7 +346,12 @@ class _TaskStart:
         loop, coro, context = self._loop, self._coro, self._context
         del self._loop, self._coro, self._context
         try:
-            context.run(loop.create_task, coro)
+            if _EAGER_TASKS and loop.get_task_factory() is None:
+                # Its first step runs here, in this pass of the loop, not
+                # the next: what loop.create_task would make, started at once.
+                context.run(_start_eagerly, loop, coro)
+            else:
+                context.run(loop.create_task, coro)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # as a callback's failure would be

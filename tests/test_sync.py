@@ -539,3 +539,31 @@ def test_loops_keep_no_request_context_alive():
     freed, seen = asyncio.run(asyncio.wait_for(main(), 10))
     assert seen == "unset"
     assert freed
+
+
+@pytest.mark.asyncio
+async def test_async_to_sync_inside_sync_to_async_honours_the_task_factory():
+    # Its task starts through the loop's inbox: eagerly where Python can
+    # and no factory is set, through the factory where one is.
+    loop = asyncio.get_running_loop()
+    made = []
+
+    def factory(loop, coro, **kwargs):
+        made.append(coro)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    async def where():
+        return asyncio.current_task() is not None, var.get("unset")
+
+    def sync_part():
+        return async_to_sync(where)()
+
+    var.set("caller")
+    assert await sync_to_async(sync_part)() == (True, "caller")
+    assert made == []
+    loop.set_task_factory(factory)
+    try:
+        assert await sync_to_async(sync_part)() == (True, "caller")
+    finally:
+        loop.set_task_factory(None)
+    assert len(made) == 1
