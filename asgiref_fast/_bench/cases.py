@@ -8,6 +8,7 @@ reported per operation.
 
 import asyncio
 import contextvars
+import os
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -250,6 +251,101 @@ def _a2s_in_s2a(api):
 
     hop = api.sync.sync_to_async(sync_part)
     return hop, _nothing
+
+
+# -- Floors: what any hop costs on this machine --------------------------------
+#
+# Measured in the same run as the cases, to show how close a hop comes to what
+# the machine allows: no code that crosses threads can do less than these.
+
+FLOORS: "dict[str, Case]" = {}
+
+
+def floor(name: str, title: str, ops: int):
+    def register(make):
+        FLOORS[name] = Case(name, title, "floor", ops, lambda api: make())
+        return make
+
+    return register
+
+
+@floor("lock_pingpong", "floor: two threads pass a token through locks, round trip", 200)
+def _lock_pingpong():
+    there, back = threading.Lock(), threading.Lock()
+    there.acquire()
+    back.acquire()
+    stop = []
+
+    def other():
+        while True:
+            there.acquire()
+            if stop:
+                return
+            back.release()
+
+    thread = threading.Thread(target=other, daemon=True)
+    thread.start()
+
+    def batch():
+        for _ in range(200):
+            there.release()
+            back.acquire()
+
+    def close():
+        stop.append(True)
+        there.release()
+        thread.join()
+
+    return batch, close
+
+
+@floor("loop_roundtrip", "floor: a loop wakes a thread, which wakes the loop back", 200)
+def _loop_roundtrip():
+    # The least a hop can do: a lock to wake the thread, a pipe the loop
+    # watches to wake the loop, a future to resume the waiting coroutine.
+    loop = asyncio.new_event_loop()
+    wake = threading.Lock()
+    wake.acquire()
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    pending: "list[Any]" = []
+    done: "list[Any]" = []
+
+    def answer():
+        os.read(read_fd, 4096)
+        while done:
+            done.pop().set_result(None)
+
+    def other():
+        while True:
+            wake.acquire()
+            future = pending.pop()
+            if future is None:
+                return
+            done.append(future)
+            os.write(write_fd, b"x")
+
+    loop.add_reader(read_fd, answer)
+    thread = threading.Thread(target=other, daemon=True)
+    thread.start()
+
+    async def hops():
+        for _ in range(200):
+            future = loop.create_future()
+            pending.append(future)
+            wake.release()
+            await future
+
+    def close():
+        pending.append(None)
+        wake.release()
+        thread.join()
+        loop.remove_reader(read_fd)
+        loop.close()
+        os.close(read_fd)
+        os.close(write_fd)
+
+    return (lambda: loop.run_until_complete(hops())), close
 
 
 @case("s2a_in_a2s", "sync_to_async inside async_to_sync", "sync", 100)

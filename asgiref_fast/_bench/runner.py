@@ -14,7 +14,7 @@ import time
 import asgiref_fast
 
 from . import implementations
-from .cases import CASES
+from .cases import CASES, FLOORS
 
 
 def _progress(text: str) -> None:
@@ -126,6 +126,13 @@ def main(argv: "list[str] | None" = None) -> int:
             "samples_seconds": samples,
             "ratio": {n: m / up for n, m in medians.items() if n != "upstream" and up},
         })
+    floors = []
+    if any(c.group == "sync" for c in selected):
+        for floor in FLOORS.values():
+            _progress(f"{floor.title} ...")
+            samples = measure(floor, {"floor": None}, rounds, min_seconds)["floor"]
+            floors.append({"name": floor.name, "title": floor.title, "median_seconds": statistics.median(samples),
+                           "samples_seconds": samples})
     _progress("")
 
     header = (f"{'operation':<48} {'upstream':>11} {'compiled':>11} {'pure':>11} "
@@ -139,10 +146,12 @@ def main(argv: "list[str] | None" = None) -> int:
               f"{ratio.get('pure', float('nan')):>7.3f} {_fmt(m.get('a2wsgi')):>11}")
     print("times per operation (per request for the request rows); "
           "ratio = ours ÷ upstream, medians of the same run (lower is faster)")
+    for f in floors:
+        print(f"{f['title']:<72} {_fmt(f['median_seconds']):>11}")
 
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "rounds": rounds, "results": results}, f, indent=2)
+            json.dump({"machine": machine(), "rounds": rounds, "results": results, "floors": floors}, f, indent=2)
     if args.plot:
         from .plot import plot
 
