@@ -122,9 +122,6 @@ class _Once:
             self._lane.pool.park(self._lane)
             self._then()
 
-    def cancel(self) -> bool:  # as every queued item can be asked to
-        return False
-
 
 class _Lane:
     """One pooled daemon thread and its work queue."""

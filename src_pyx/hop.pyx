@@ -7,8 +7,10 @@ the loop only when the inbox was empty, so many calls finishing together cost
 one wake-up: a ring of the loop's doorbell, written from C
 (``call_soon_threadsafe`` where the loop has none).
 
-Free-threading: the inbox's list is guarded by its mutex, and a call's ticket
-is claimed by an atomic exchange. A call's outcome fields are written by the
+Free-threading: the inbox's list and its bell's write end are guarded by its
+mutex (a ring never races the bell's closing), and a call's ticket is claimed
+by an atomic exchange. The bell's read end is used only by the loop's thread,
+and closed only once the loop is closed. A call's outcome fields are written by the
 worker before it delivers the call, and read on the loop after the inbox hands
 it over (the mutex orders the two); ``future`` and ``settled`` belong to the
 loop thread. Nothing here leans on the GIL.

@@ -255,8 +255,8 @@ def _a2s_in_s2a(api):
 
 # -- Floors: what any hop costs on this machine --------------------------------
 #
-# Measured in the same run as the cases, to show how close a hop comes to what
-# the machine allows: no code that crosses threads can do less than these.
+# Measured in turn with the plain hop, to show how close it comes to what the
+# machine allows: no code that crosses threads can do less than these.
 
 FLOORS: "dict[str, Case]" = {}
 

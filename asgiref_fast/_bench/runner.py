@@ -23,10 +23,15 @@ def _progress(text: str) -> None:
         sys.stderr.flush()
 
 
-def measure(case, impls: dict, rounds: int, min_seconds: float) -> "dict[str, list[float]]":
-    """Per-operation times of *case* for each implementation, in seconds."""
+def measure(case, impls: dict, rounds: int, min_seconds: float, extra: "dict | None" = None) -> "dict[str, list[float]]":
+    """Per-operation times of *case* for each implementation, in seconds;
+    the *extra* cases (by name) are measured in the same rotation."""
+    cases = {name: case for name in impls}
     prepared = {name: case.make(api) for name, api in impls.items()}
-    samples: "dict[str, list[float]]" = {name: [] for name in impls}
+    for name, other in (extra or {}).items():
+        cases[name] = other
+        prepared[name] = other.make(None)
+    samples: "dict[str, list[float]]" = {name: [] for name in prepared}
     try:
         for batch, _ in prepared.values():
             batch()  # warm up: threads, loops, caches
@@ -44,7 +49,7 @@ def measure(case, impls: dict, rounds: int, min_seconds: float) -> "dict[str, li
                     own = batch()
                     elapsed += own if isinstance(own, float) else time.perf_counter() - started
                     runs += 1
-                samples[name].append(elapsed / (runs * case.ops))
+                samples[name].append(elapsed / (runs * cases[name].ops))
     finally:
         for _, close in prepared.values():
             close()
@@ -110,12 +115,20 @@ def main(argv: "list[str] | None" = None) -> int:
     impls = implementations.load()
     print(machine())
     results = []
+    floors = []
     for index, case in enumerate(selected, 1):
         _progress(f"[{index}/{len(selected)}] {case.title} ...")
         contenders = dict(impls)
         if case.group == "wsgi" and implementations.a2wsgi() is not None:
             contenders["a2wsgi"] = implementations.a2wsgi()
-        samples = measure(case, contenders, rounds, min_seconds)
+        # The floors run alongside the plain hop, which they bound.
+        samples = measure(case, contenders, rounds, min_seconds, FLOORS if case.name == "hop" else None)
+        for name in FLOORS:
+            if name in samples:
+                floor_samples = samples.pop(name)
+                floors.append({"name": name, "title": FLOORS[name].title,
+                               "median_seconds": statistics.median(floor_samples),
+                               "samples_seconds": floor_samples})
         medians = {name: statistics.median(s) for name, s in samples.items()}
         up = medians.get("upstream")
         results.append({
@@ -126,13 +139,6 @@ def main(argv: "list[str] | None" = None) -> int:
             "samples_seconds": samples,
             "ratio": {n: m / up for n, m in medians.items() if n != "upstream" and up},
         })
-    floors = []
-    if any(c.group == "sync" for c in selected):
-        for floor in FLOORS.values():
-            _progress(f"{floor.title} ...")
-            samples = measure(floor, {"floor": None}, rounds, min_seconds)["floor"]
-            floors.append({"name": floor.name, "title": floor.title, "median_seconds": statistics.median(samples),
-                           "samples_seconds": samples})
     _progress("")
 
     header = (f"{'operation':<48} {'upstream':>11} {'compiled':>11} {'pure':>11} "
@@ -146,7 +152,7 @@ def main(argv: "list[str] | None" = None) -> int:
               f"{ratio.get('pure', float('nan')):>7.3f} {_fmt(m.get('a2wsgi')):>11}")
     print("times per operation (per request for the request rows); "
           "ratio = ours ÷ upstream, medians of the same run (lower is faster)")
-    for f in floors:
+    for f in floors:  # measured in turn with the hop
         print(f"{f['title']:<72} {_fmt(f['median_seconds']):>11}")
 
     if args.json:
