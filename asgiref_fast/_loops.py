@@ -35,22 +35,40 @@ def run(coro: "Coroutine[Any, Any, Any]") -> Any:
         _thread.policy = policy
     asyncio.set_event_loop(loop)
     try:
-        task = loop.create_task(coro, context=contextvars.copy_context())
-        return loop.run_until_complete(task)
+        task = loop.create_task(_stop_when_done(loop, coro), context=contextvars.copy_context())
+        loop.run_forever()
+        if not task.done():  # something else stopped the loop
+            raise RuntimeError("Event loop stopped before Future completed.")
+        return task.result()
     finally:
         try:
+            # asyncio.run's clean-up turns of the loop also run the callbacks
+            # still pending. They are skipped only when there is nothing for
+            # them to do: most calls leave no callback, no generator, and
+            # start no executor.
+            pending = bool(getattr(loop, "_ready", True))
+            if pending:  # the pass run_until_complete would end with
+                loop.call_soon(loop.stop)
+                loop.run_forever()
             _finish_leftover_tasks(loop)
-            # As asyncio.run does, but a turn of the loop only for what is
-            # there: most calls leave no generator and start no executor.
-            if getattr(loop, "_asyncgens", True):
+            if pending or getattr(loop, "_asyncgens", True):
                 loop.run_until_complete(loop.shutdown_asyncgens())
-            if getattr(loop, "_default_executor", True) is not None:
+            if pending or getattr(loop, "_default_executor", True) is not None:
                 loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             asyncio.set_event_loop(None)
             if not _scrub(loop):
                 _thread.loop = None
                 loop.close()
+
+
+async def _stop_when_done(loop: asyncio.AbstractEventLoop, coro: "Coroutine[Any, Any, Any]") -> Any:
+    # Stops the loop in the pass that finishes *coro*: run_until_complete
+    # would take one more, for the task's done-callback.
+    try:
+        return await coro
+    finally:
+        loop.stop()
 
 
 def close() -> None:

@@ -19,7 +19,7 @@ import threading
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from ._impl import Call, ContextCarrier, bind_router, find_inbox, peek, restore_context, route, send
@@ -194,7 +194,7 @@ class AsyncToSync(Generic[_P, _R]):
                 "just await the async function directly."
             )
 
-        call_result: "Future[_R]" = Future()
+        call_result: "_CallResult[_R]" = _CallResult()
         # Every sync frame gets its own executor to serve nested calls,
         # chained to the one above it in this thread.
         old_executor = peek(self.executors, "current")
@@ -213,9 +213,11 @@ class AsyncToSync(Generic[_P, _R]):
                 context,
                 self.awaitable(*args, **kwargs),
             )
+            call_result.then = current_executor._stop
             if main_loop is not None and _create_task_on(main_loop, awaitable):
-                current_executor.run_until_future(call_result)
+                current_executor._run_until_stopped()
             else:
+                call_result.then = None  # the lane stops it, once the loop is scrubbed
                 self._run_in_new_loop(awaitable, current_executor)
         finally:
             restore_context(context[0])
@@ -273,7 +275,7 @@ class AsyncToSync(Generic[_P, _R]):
 
     async def main_wrap(
         self,
-        call_result: "Future[_R]",
+        call_result: "_CallResult[_R]",
         exc_info: "OptExcInfo",
         task_context: "list[asyncio.Task[Any]] | None",
         context: "list[contextvars.Context]",
@@ -287,6 +289,7 @@ class AsyncToSync(Generic[_P, _R]):
         track = task is not None and task_context is not None
         if track:
             task_context.append(task)  # type: ignore[union-attr, arg-type]
+        result = failure = None
         try:
             if exc_info[1] is None:
                 result = await awaitable
@@ -296,14 +299,49 @@ class AsyncToSync(Generic[_P, _R]):
                 except BaseException:
                     result = await awaitable
         except BaseException as exc:
-            call_result.set_exception(exc)
-        else:
-            call_result.set_result(result)
+            failure = exc
         finally:
             if track:
                 task_context.remove(task)  # type: ignore[union-attr, arg-type]
+            # Before the outcome: the caller may wake as soon as it is set.
             context[0] = contextvars.copy_context()
-            call_result = None  # type: ignore[assignment]  # no cycle via a failure
+        try:
+            if failure is None:
+                call_result.set_result(result)  # type: ignore[arg-type]
+            else:
+                call_result.set_exception(failure)
+        finally:
+            call_result = failure = None  # type: ignore[assignment]  # no cycle via a failure
+
+
+class _CallResult(Generic[_R]):
+    """The outcome of one async_to_sync call. Set once, on the loop, and read
+    by the caller only after that (no lock needed); ``then``, if set, is
+    called once the outcome is in."""
+
+    __slots__ = ("_result", "_failure", "then")
+
+    def __init__(self) -> None:
+        self._failure: "BaseException | None" = None
+        self.then: "Callable[[], None] | None" = None
+
+    def set_result(self, result: _R) -> None:
+        self._result = result
+        if self.then is not None:
+            self.then()
+
+    def set_exception(self, failure: BaseException) -> None:
+        self._failure = failure
+        if self.then is not None:
+            self.then()
+
+    def result(self) -> _R:
+        if self._failure is not None:
+            try:
+                raise self._failure
+            finally:
+                self = None  # type: ignore[assignment]  # no cycle via the traceback
+        return self._result
 
 
 def _create_task_on(loop: asyncio.AbstractEventLoop, coro: Any) -> bool:
@@ -330,6 +368,21 @@ def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Any) -> "asyncio.Task[
     return asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
 
 
+def _start_in_this_pass(loop: asyncio.AbstractEventLoop, coro: Any, context: contextvars.Context) -> None:
+    # Python 3.11 has no eager start; on asyncio's own loops, run the first
+    # step that the new task scheduled at once, as 3.12's eager start would.
+    loop.create_task(coro, context=context)
+    ready = getattr(loop, "_ready", None)
+    if not (ready and isinstance(loop, asyncio.BaseEventLoop)) or asyncio.current_task(loop):
+        return  # not asyncio's loop, or inside a task: leave it to the next pass
+    # Other threads may append (call_soon_threadsafe), so check what we took.
+    handle = ready.pop()
+    if handle._context is context:  # the task's step, as Task() scheduled it
+        handle._run()
+    else:
+        ready.append(handle)
+
+
 class _TaskStart:
     """Starts a task for a coroutine, delivered through a loop's inbox."""
 
@@ -346,12 +399,14 @@ class _TaskStart:
         loop, coro, context = self._loop, self._coro, self._context
         del self._loop, self._coro, self._context
         try:
-            if _EAGER_TASKS and loop.get_task_factory() is None:
+            if loop.get_task_factory() is not None:
+                context.run(loop.create_task, coro)
+            elif _EAGER_TASKS:
                 # Its first step runs here, in this pass of the loop, not
                 # the next: what loop.create_task would make, started at once.
                 context.run(_start_eagerly, loop, coro)
             else:
-                context.run(loop.create_task, coro)
+                _start_in_this_pass(loop, coro, context)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:  # as a callback's failure would be

@@ -135,3 +135,40 @@ def test_a_loop_that_served_hops_stays_warm():
         first = async_to_sync(hop_and_tell)()
         second = async_to_sync(hop_and_tell)()
     assert first == second
+
+
+def test_callbacks_scheduled_as_the_call_ends_still_run():
+    # As under asyncio.run: what the coroutine scheduled just before it
+    # returned runs before the call is over.
+    ran = []
+
+    async def schedule_then_return():
+        loop = asyncio.get_running_loop()
+        loop.call_soon(ran.append, "soon")
+        loop.call_soon(lambda: loop.call_soon(ran.append, "soon after"))
+        return "done"
+
+    with AsyncSingleThreadContext():
+        assert async_to_sync(schedule_then_return)() == "done"
+        assert ran == ["soon", "soon after"]
+        assert async_to_sync(schedule_then_return)() == "done"
+    assert ran == ["soon", "soon after"] * 2
+
+
+def test_stopping_the_loop_early_fails_as_asyncio_run_does():
+    async def stop_early():
+        asyncio.get_running_loop().stop()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    async def fine():
+        return 42
+
+    with AsyncSingleThreadContext():
+        try:
+            async_to_sync(stop_early)()
+        except RuntimeError as exc:
+            assert "stopped before" in str(exc)
+        else:
+            raise AssertionError("no RuntimeError")
+        assert async_to_sync(fine)() == 42  # the warm loop still serves
