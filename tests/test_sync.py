@@ -567,3 +567,36 @@ async def test_async_to_sync_inside_sync_to_async_honours_the_task_factory():
     finally:
         loop.set_task_factory(None)
     assert len(made) == 1
+
+
+def test_async_to_sync_inside_sync_to_async_takes_one_loop_pass_per_call():
+    # The task starts in the pass of the loop that receives it (eagerly on
+    # 3.12+, by running its first step at once on 3.11), and its outcome
+    # wakes the sync thread from that same pass.
+    loop = asyncio.new_event_loop()
+    select = loop._selector.select
+    passes = [0]
+
+    def counting_select(timeout=None):
+        passes[0] += 1
+        return select(timeout)
+
+    loop._selector.select = counting_select
+
+    async def nothing():
+        return 1
+
+    def sync_part():
+        call = async_to_sync(nothing)
+        call()  # the first may find the loop busy finishing the hop's start
+        before = passes[0]
+        assert sum(call() for _ in range(20)) == 20
+        return passes[0] - before
+
+    async def main():
+        return await asyncio.wait_for(sync_to_async(sync_part)(), 10)
+
+    try:
+        assert loop.run_until_complete(main()) <= 22
+    finally:
+        loop.close()
