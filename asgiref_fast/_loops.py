@@ -8,11 +8,19 @@ finalised, pending callbacks and timers dropped, the default executor shut
 down, and per-loop settings reset. A loop that cannot be scrubbed for sure
 (another loop implementation, file descriptors left registered) is closed
 instead, and the next call gets a new one.
+
+A forked child inherits the warm loops of threads it does not have. Their
+epoll instances are shared with the parent, so closing one the usual way
+(which Python does as the dead thread's data is freed) would unregister the
+parent's self-pipe and leave its loop deaf. The child detaches each from the
+shared instance first, then closes it.
 """
 
 import asyncio
 import contextvars
+import os
 import threading
+import weakref
 from asyncio import coroutines
 from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Coroutine
@@ -21,6 +29,13 @@ from typing import Any
 from ._impl import find_inbox
 
 _thread = threading.local()
+
+# Every warm loop, weakly. Across a fork the list _forking holds them, so that
+# none is freed (and closed) in the child before _after_fork_in_child sees it.
+# Set operations are atomic (under the GIL, or the set's own lock on
+# free-threaded builds).
+_warm: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()
+_forking: "list[asyncio.AbstractEventLoop]" = []
 
 
 def run(coro: "Coroutine[Any, Any, Any]") -> Any:
@@ -33,6 +48,7 @@ def run(coro: "Coroutine[Any, Any, Any]") -> Any:
     if loop is None or loop.is_closed():
         loop = _thread.loop = asyncio.new_event_loop()
         _thread.policy = policy
+        _warm.add(loop)
     asyncio.set_event_loop(loop)
     try:
         task = loop.create_task(_stop_when_done(loop, coro), context=contextvars.copy_context())
@@ -58,8 +74,7 @@ def run(coro: "Coroutine[Any, Any, Any]") -> Any:
         finally:
             asyncio.set_event_loop(None)
             if not _scrub(loop):
-                _thread.loop = None
-                loop.close()
+                close()
 
 
 async def _stop_when_done(loop: asyncio.AbstractEventLoop, coro: "Coroutine[Any, Any, Any]") -> Any:
@@ -76,6 +91,34 @@ def close() -> None:
     loop = getattr(_thread, "loop", None)
     _thread.loop = None
     if loop is not None and not loop.is_closed():
+        loop.close()
+
+
+def _before_fork() -> None:
+    _forking[:] = _warm
+
+
+def _after_fork_in_parent() -> None:
+    _forking.clear()
+
+
+def _after_fork_in_child() -> None:
+    inherited = _forking[:]
+    _forking.clear()
+    _warm.clear()
+    for loop in inherited:
+        if loop.is_closed() or loop.is_running():  # running: the forking thread's own
+            continue
+        selector = getattr(loop, "_selector", None)
+        if selector is None or not hasattr(selector, "fileno"):
+            continue  # nothing shared that we know how to detach: leave it be
+        # Point the shared epoll's descriptor at /dev/null: closing the loop
+        # then unregisters nothing in the parent (the failures are ignored).
+        null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.dup2(null, selector.fileno())
+        finally:
+            os.close(null)
         loop.close()
 
 
@@ -122,3 +165,9 @@ def _scrub(loop: asyncio.AbstractEventLoop) -> bool:
     except AttributeError:  # a Python whose loop internals differ
         return False
     return True
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(
+        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
+    )

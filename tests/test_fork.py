@@ -6,6 +6,8 @@ the parent kills any child still alive when a test ends.
 """
 
 import asyncio
+import contextvars
+import functools
 import json
 import os
 import select
@@ -18,7 +20,13 @@ import traceback
 import pytest
 
 from asgiref_fast.local import Local
-from asgiref_fast.sync import SyncToAsync, ThreadSensitiveContext, async_to_sync, sync_to_async
+from asgiref_fast.sync import (
+    AsyncSingleThreadContext,
+    SyncToAsync,
+    ThreadSensitiveContext,
+    async_to_sync,
+    sync_to_async,
+)
 from asgiref_fast.wsgi import WsgiToAsgi
 
 pytestmark = [
@@ -152,6 +160,32 @@ def test_child_of_a_used_parent_can_use_everything():
         busy.shutdown()
     assert child["pid"] != os.getpid()
     assert use_everything("parent again") == parent  # same lane as before
+
+
+def test_a_child_leaves_the_parents_warm_loops_working():
+    # A forked child shares each warm loop's epoll instance with the parent.
+    # Were the child to close its copy of a loop (as Python 3.13 does when
+    # the dead lane's thread state goes), the parent's loop would stop
+    # hearing its self-pipe, and a call needing a wake-up from another
+    # thread would hang.
+    import gc
+
+    async def wake_from_another_thread():
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, lambda: id(loop))
+
+    pinned = AsyncSingleThreadContext()  # one lane, so one warm loop
+    pinned.__enter__()
+    before = async_to_sync(wake_from_another_thread)()
+    fork_and_run(lambda: [use_everything("child"), gc.collect()][1])
+    outcome = []
+    call = functools.partial(contextvars.copy_context().run, async_to_sync(wake_from_another_thread))
+    caller = threading.Thread(target=lambda: outcome.append(call()), daemon=True)
+    caller.start()
+    caller.join(CHILD_SECONDS)
+    # Left pinned if it hung: leaving would wait for the stuck lane.
+    assert outcome == [before], "the parent's warm loop stopped hearing wake-ups"
+    pinned.__exit__(None, None, None)
 
 
 @pytest.mark.asyncio
