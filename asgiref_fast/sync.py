@@ -16,6 +16,7 @@ import inspect
 import os
 import sys
 import threading
+import types
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
@@ -47,6 +48,18 @@ else:
         # Python 3.11's asyncio.iscoroutinefunction looks for this marker.
         func._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore
         return func
+
+
+def _is_async_callable(func: Any) -> bool:
+    """``iscoroutinefunction(func)`` or of its ``__call__``, as upstream asks;
+    answered at once for a plain function or method of one (Django makes ten
+    sync_to_async wrappers per request, each asking this)."""
+    f = func.__func__ if type(func) is types.MethodType else func
+    # With nothing in its __dict__, a plain function carries no marker: its
+    # code flags alone decide, and its __call__ is never a coroutine function.
+    if type(f) is types.FunctionType and not f.__dict__:
+        return bool(f.__code__.co_flags & inspect.CO_COROUTINE)
+    return iscoroutinefunction(func) or iscoroutinefunction(getattr(func, "__call__", func))
 
 
 class AsyncSingleThreadContext:
@@ -165,10 +178,7 @@ class AsyncToSync(Generic[_P, _R]):
         awaitable: "Callable[_P, Coroutine[Any, Any, _R]] | Callable[_P, Awaitable[_R]]",
         force_new_loop: bool = False,
     ) -> None:
-        if not callable(awaitable) or not (
-            iscoroutinefunction(awaitable)
-            or iscoroutinefunction(getattr(awaitable, "__call__", awaitable))
-        ):
+        if not callable(awaitable) or not _is_async_callable(awaitable):
             # Detection has false negatives, so this only warns.
             warnings.warn(
                 "async_to_sync was passed a non-async-marked callable", stacklevel=2
@@ -451,11 +461,7 @@ class SyncToAsync(Generic[_P, _R]):
         executor: "ThreadPoolExecutor | None" = None,
         context: "contextvars.Context | None" = None,
     ) -> None:
-        if (
-            not callable(func)
-            or iscoroutinefunction(func)
-            or iscoroutinefunction(getattr(func, "__call__", func))
-        ):
+        if not callable(func) or _is_async_callable(func):
             raise TypeError("sync_to_async can only be applied to sync functions.")
         functools.update_wrapper(self, func)
         self.func = func

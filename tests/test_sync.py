@@ -5,6 +5,7 @@ import asyncio
 import contextvars
 import functools
 import gc
+import inspect
 import os
 import sys
 import threading
@@ -414,6 +415,49 @@ def test_bad_arguments():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         async_to_sync(coro)
+
+
+def test_async_callables_are_told_apart_as_upstream_does():
+    # Marked functions, async methods and objects with an async __call__ are
+    # async; sync functions, their methods and partials of them are not.
+    async def coro():
+        pass
+
+    def marked():
+        pass
+
+    if hasattr(inspect, "markcoroutinefunction"):
+        inspect.markcoroutinefunction(marked)
+    else:
+        marked._is_coroutine = asyncio.coroutines._is_coroutine
+
+    class Handler:
+        def sync_method(self):
+            pass
+
+        async def async_method(self):
+            pass
+
+    class AsyncCallable:
+        async def __call__(self):
+            pass
+
+    def decorated():
+        pass
+
+    decorated.csrf_exempt = True  # a function with attributes takes the long way
+
+    handler = Handler()
+    for func in (coro, marked, handler.async_method, AsyncCallable()):
+        with pytest.raises(TypeError, match="only be applied to sync functions"):
+            sync_to_async(func)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            async_to_sync(func)
+    for func in (lambda: None, handler.sync_method, decorated, functools.partial(len, ""), print):
+        sync_to_async(func)
+        with pytest.warns(UserWarning, match="non-async-marked"):
+            async_to_sync(func)
 
 
 @pytest.mark.asyncio
