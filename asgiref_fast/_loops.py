@@ -32,8 +32,6 @@ _thread = threading.local()
 
 # Every warm loop, weakly. Across a fork the list _forking holds them, so that
 # none is freed (and closed) in the child before _after_fork_in_child sees it.
-# Set operations are atomic (under the GIL, or the set's own lock on
-# free-threaded builds).
 _warm: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()
 _forking: "list[asyncio.AbstractEventLoop]" = []
 
@@ -95,7 +93,14 @@ def close() -> None:
 
 
 def _before_fork() -> None:
-    _forking[:] = _warm
+    # Lanes may add loops meanwhile; a copy made while one does is retried,
+    # as asyncio.all_tasks does.
+    for _ in range(100):
+        try:
+            _forking[:] = list(_warm)
+            return
+        except RuntimeError:  # the set changed size during the copy
+            continue
 
 
 def _after_fork_in_parent() -> None:

@@ -381,10 +381,12 @@ def _start_eagerly(loop: asyncio.AbstractEventLoop, coro: Any) -> "asyncio.Task[
 def _start_in_this_pass(loop: asyncio.AbstractEventLoop, coro: Any, context: contextvars.Context) -> None:
     # Python 3.11 has no eager start; on asyncio's own loops, run the first
     # step that the new task scheduled at once, as 3.12's eager start would.
-    loop.create_task(coro, context=context)
     ready = getattr(loop, "_ready", None)
-    if not (ready and isinstance(loop, asyncio.BaseEventLoop)) or asyncio.current_task(loop):
-        return  # not asyncio's loop, or inside a task: leave it to the next pass
+    if ready is None or not isinstance(loop, asyncio.BaseEventLoop) or asyncio.current_task(loop):
+        # Another loop, or inside a task: the step waits for the next pass.
+        context.run(loop.create_task, coro)
+        return
+    loop.create_task(coro, context=context)
     # Other threads may append (call_soon_threadsafe), so check what we took.
     handle = ready.pop()
     if handle._context is context:  # the task's step, as Task() scheduled it
