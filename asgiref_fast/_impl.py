@@ -47,3 +47,4 @@ _Storage = _local._Storage
 _ThreadCriticalLocal = _local._ThreadCriticalLocal
 peek = _local.peek
 WorkQueue = _workqueue.WorkQueue
+configure_spinning = _workqueue.configure_spinning

@@ -1,5 +1,7 @@
 cimport cython
 
+from spin cimport asf_waiter
+
 
 cdef class Inbox:
     cdef object _loop_ref  # weak: the inbox lives in a dict keyed weakly by its loop
@@ -9,6 +11,14 @@ cdef class Inbox:
     cdef int _bell_fd  # its write end, rung from C; -1 once closed
     cdef int _bell_answer_fd  # its read end, answered from C; -1 once closed
     cdef bint _closed
+    # Bumped (atomically, under _lock) by every delivery: what the loop
+    # watches while it spins in select (see _SpinningSelect).
+    cdef long _deliveries
+    cdef long _signal_epoch  # the spinning epoch at the last delivery (spin.pxd)
+    # Calls made for this loop whose outcome has not been settled, nor will
+    # be (cancelled, dropped); changed atomically, from any thread.
+    cdef long _outstanding
+    cdef asf_waiter _waiter  # the loop's spinning record
     cdef object __weakref__
 
     cpdef deliver(self, object call)
@@ -24,5 +34,8 @@ cdef class Call:
     cdef object _value
     # 1 until run or cancel() claims it, atomically; see claim() in hop.pyx.
     cdef long _ticket
+    # 1 while the call counts in its inbox's _outstanding; claimed like _ticket.
+    cdef long _counted
 
     cpdef settle(self)
+    cdef void _uncount(self) noexcept

@@ -17,6 +17,7 @@ loop thread. Nothing here leans on the GIL.
 """
 
 import os
+import selectors
 import threading
 import weakref
 
@@ -24,6 +25,9 @@ from asgiref_fast._doorbell import open_bell
 from asgiref_fast._prompt import PromptFuture
 
 from cpython.weakref cimport PyWeakref_NewRef
+
+from asgiref_fast._cy.workqueue cimport spin_state
+from spin cimport asf_add, asf_load, asf_released, asf_signalling, asf_spin
 
 
 cdef extern from *:
@@ -80,6 +84,13 @@ cdef class Inbox:
         if self._bell is not None:
             self._bell_fd = self._bell.write_fd
             self._bell_answer_fd = self._bell.read_fd
+            _spin_in_select(loop, self)
+
+    @property
+    def outstanding(self):
+        """Calls made for this loop whose outcome is still to come: while
+        there are any, the loop spins briefly before sleeping."""
+        return asf_load(&self._outstanding)
 
     @property
     def bell(self):
@@ -92,6 +103,8 @@ cdef class Inbox:
             # Only grows the list's array: no object is allocated or freed
             # under the lock.
             self._ready.append(call)
+            asf_signalling(spin_state(), &self._signal_epoch)
+            asf_add(&self._deliveries, 1)
             if len(self._ready) > 1 or self._closed:
                 return  # a wake-up is already on its way, or nobody listens
             if self._bell_fd >= 0:
@@ -147,6 +160,56 @@ cdef class Inbox:
     def __dealloc__(self):
         if self._bell is not None:
             self._free_bell()
+
+
+cdef class _SpinningSelect:
+    """Stands in for a selector's ``select``: while calls made on its loop
+    are out on other threads and the loop would sleep, it first spins
+    briefly (spin.pxd) for their outcomes, GIL released."""
+
+    cdef Inbox _inbox
+    # The selector, weakly (it holds us), and its class's select.
+    cdef object _selector_ref
+    cdef object _select
+
+    def __init__(self, Inbox inbox, selector):
+        self._inbox = inbox
+        self._selector_ref = PyWeakref_NewRef(selector, None)
+        self._select = type(selector).select
+
+    def __call__(self, timeout=None):
+        cdef Inbox inbox = self._inbox
+        cdef long seen
+        cdef long long limit_ns
+        cdef bint waiting, moved = False
+        if (timeout is None or timeout > 0) and asf_load(&inbox._outstanding) > 0:
+            with inbox._lock:
+                seen = inbox._deliveries
+                waiting = not inbox._ready and not inbox._closed
+            if waiting:
+                limit_ns = -1 if timeout is None else <long long>(timeout * 1e9)
+                with nogil:
+                    asf_released(spin_state())
+                    moved = asf_spin(spin_state(), &inbox._waiter, &inbox._deliveries, seen, limit_ns,
+                                     &inbox._signal_epoch)
+                if moved:
+                    timeout = 0  # the bell rang: collect it
+        return self._select(self._selector_ref(), timeout)
+
+
+cdef _spin_in_select(loop, Inbox inbox):
+    # Only asyncio's selector loops, whose select we can wrap from outside;
+    # not uvloop, not the proactor, not a selector someone else wrapped.
+    if spin_state().max_spinners <= 0:
+        return
+    selector = getattr(loop, "_selector", None)
+    if not isinstance(selector, selectors.BaseSelector):
+        return
+    try:
+        if "select" not in vars(selector):
+            selector.select = _SpinningSelect(inbox, selector)
+    except (TypeError, AttributeError):  # no __dict__ to hold it, or no weakref
+        pass
 
 
 cdef object _inboxes = weakref.WeakKeyDictionary()
@@ -211,6 +274,17 @@ cdef class Call:
         self.future = PromptFuture(loop=loop)
         self.settled = False
         self._ticket = 1
+        self._counted = 1
+        asf_add(&self._inbox._outstanding, 1)
+
+    cdef void _uncount(self) noexcept:
+        if self._inbox is not None and _claim(&self._counted):
+            asf_add(&self._inbox._outstanding, -1)
+
+    def __dealloc__(self):
+        # Dropped unsettled (the executor refused it, say): the loop must
+        # not spin for it.
+        self._uncount()
 
     def __call__(self):
         """Run on the worker thread."""
@@ -235,11 +309,13 @@ cdef class Call:
         if not _claim(&self._ticket):
             return False
         self._fn = None
+        self._uncount()
         return True
 
     cpdef settle(self):
         """Hand the outcome to ``future``. Loop thread, from the inbox."""
         self.settled = True
+        self._uncount()
         future = self.future
         if not future.done():
             if self._ok:

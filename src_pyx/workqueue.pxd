@@ -1,6 +1,7 @@
 cimport cython
 
 from capi cimport PyThread_type_lock
+from spin cimport asf_spin_state, asf_waiter
 
 
 cdef class WorkQueue:
@@ -13,5 +14,14 @@ cdef class WorkQueue:
     cdef bint _parked
     cdef bint _busy  # the consumer runs an item it popped
     cdef bint _closed
+    # Bumped (atomically, under _lock) by every push and close: what a
+    # spinning consumer watches without the lock.
+    cdef long _signals
+    cdef long _signal_epoch  # the spinning epoch at the last signal (spin.pxd)
+    cdef asf_waiter _waiter  # the consumer's spinning record
 
     cdef object _take(self)
+
+
+# The spinning state the compiled twins share (see spin.pxd).
+cdef asf_spin_state* spin_state() noexcept nogil

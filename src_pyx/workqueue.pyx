@@ -3,8 +3,9 @@
 consuming thread.
 
 Any thread may ``push``; one thread ``pop``s and runs what it gets. The
-consumer parks on a lock when the queue is empty, and a producer wakes it only
-if it is parked, so a busy consumer costs producers no system call. The state
+consumer, finding the queue empty, first spins briefly (see spin.pxd), then
+parks on a lock; a producer wakes it only if it is parked, so a busy or
+spinning consumer costs producers no system call. The state
 is guarded by a mutex of its own, not by the GIL. While it is held, no Python
 object is allocated or freed: either could run the garbage collector or a
 finalizer, and so arbitrary code that might push to this very queue.
@@ -26,6 +27,9 @@ from capi cimport (
     PyThread_type_lock,
 )
 
+from spin cimport asf_add, asf_handoff, asf_released, asf_signalling, asf_spin, asf_spin_state, asf_store
+
+import os
 import threading
 import time
 
@@ -36,6 +40,48 @@ cdef object _monotonic = time.monotonic
 # Taken slots are dropped from the front of the list once this many pile up
 # and they are at least half of it.
 cdef Py_ssize_t _COMPACT_AT = 1024
+
+
+# -- Spinning (spin.pxd), shared with hop.pyx --------------------------------
+cdef asf_spin_state _spin
+
+
+cdef asf_spin_state* spin_state() noexcept nogil:
+    return &_spin
+
+
+def configure_spinning(*, max_spinners=None, spin_us=None, handoff_us=None):
+    """Set how threads about to sleep on our queues spin first: at most
+    *max_spinners* at once (0: never), each watching for *spin_us*
+    microseconds, then waiting up to *handoff_us* for the GIL's release.
+    Returns the previous settings, as keyword arguments."""
+    previous = dict(
+        max_spinners=_spin.max_spinners,
+        spin_us=_spin.spin_ns // 1000,
+        handoff_us=_spin.handoff_ns // 1000,
+    )
+    if max_spinners is not None:
+        asf_store(&_spin.max_spinners, max(0, int(max_spinners)))
+    if spin_us is not None:
+        asf_store(&_spin.spin_ns, max(0, int(spin_us)) * 1000)
+    if handoff_us is not None:
+        asf_store(&_spin.handoff_ns, max(0, int(handoff_us)) * 1000)
+    return previous
+
+
+# Spinning pays only where the thread that will signal us has a core of its
+# own to run on meanwhile; about as long as a wake-up costs on a VM.
+# One core is left to the thread holding the GIL.
+configure_spinning(max_spinners=(os.cpu_count() or 1) - 1, spin_us=50, handoff_us=10)
+
+
+def _after_fork_in_child():
+    # Threads that were spinning in the parent do not exist here.
+    asf_store(&_spin.spinners, 0)
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 cdef PY_TIMEOUT_T _microseconds(object timeout) except? -2:
@@ -53,10 +99,11 @@ cdef PY_TIMEOUT_T _microseconds(object timeout) except? -2:
     return _microseconds(float(timeout))
 
 
-cdef int _acquire(PyThread_type_lock lock, PY_TIMEOUT_T microseconds) except -1:
+cdef int _acquire(PyThread_type_lock lock, PY_TIMEOUT_T microseconds, long* signal_epoch) except -1:
     # threading.Lock.acquire(timeout=...): 1 if acquired, 0 on timeout. The
     # GIL is released while waiting; signal handlers run when a signal
-    # interrupts the wait, and what they raise propagates.
+    # interrupts the wait, and what they raise propagates. Once woken, the
+    # GIL is asked for only after the waker let go of it (spin.pxd).
     cdef PyLockStatus status
     cdef double deadline = 0, remaining
     if PyThread_acquire_lock_timed(lock, 0, 0) == PY_LOCK_ACQUIRED:
@@ -67,7 +114,10 @@ cdef int _acquire(PyThread_type_lock lock, PY_TIMEOUT_T microseconds) except -1:
         deadline = _monotonic() + microseconds / 1e6
     while True:
         with nogil:
+            asf_released(&_spin)
             status = PyThread_acquire_lock_timed(lock, microseconds, 1)
+            if status == PY_LOCK_ACQUIRED:
+                asf_handoff(&_spin, signal_epoch)
         if status != PY_LOCK_INTR:
             return status == PY_LOCK_ACQUIRED
         Py_MakePendingCalls()
@@ -106,6 +156,8 @@ cdef class WorkQueue:
                 return False
             # Only grows the list's array: no object is allocated or freed.
             self._items.append(item)
+            asf_signalling(&_spin, &self._signal_epoch)
+            asf_add(&self._signals, 1)
             if not self._parked:
                 return True
             self._parked = False
@@ -116,6 +168,8 @@ cdef class WorkQueue:
         """Refuse further pushes; the consumer drains what is queued."""
         with self._lock:
             self._closed = True
+            asf_signalling(&_spin, &self._signal_epoch)
+            asf_add(&self._signals, 1)
             if not self._parked:
                 return
             self._parked = False
@@ -141,7 +195,9 @@ cdef class WorkQueue:
         """The next item, waiting for one; None once closed and drained, or
         when *timeout* seconds pass with nothing to do. Consumer thread only.
         """
-        cdef PY_TIMEOUT_T microseconds = -2  # converted when first parking
+        cdef PY_TIMEOUT_T microseconds = -2  # converted when first waiting
+        cdef long seen
+        cdef bint spun = False
         while True:
             with self._lock:
                 # The consumer comes back here only once done with its item.
@@ -150,10 +206,18 @@ cdef class WorkQueue:
                     return self._take()
                 if self._closed:
                     return None
-                self._parked = True
+                seen = self._signals
+                self._parked = spun  # park only once a spin found nothing
             if microseconds == -2:
                 microseconds = _microseconds(timeout)
-            if _acquire(self._wakeup, microseconds):
+            if not spun:
+                spun = True
+                if microseconds != 0:
+                    with nogil:
+                        asf_released(&_spin)
+                        asf_spin(&_spin, &self._waiter, &self._signals, seen, microseconds * 1000, &self._signal_epoch)
+                continue
+            if _acquire(self._wakeup, microseconds, &self._signal_epoch):
                 continue
             with self._lock:
                 if self._parked:
@@ -161,7 +225,7 @@ cdef class WorkQueue:
                     return None
             # A producer un-parked us just as the wait timed out: take its
             # signal, so the semaphore stays balanced.
-            _acquire(self._wakeup, -1)
+            _acquire(self._wakeup, -1, &self._signal_epoch)
 
     cdef object _take(self):
         # With the lock held. The taken slot keeps None (immortal, or at least

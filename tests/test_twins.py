@@ -294,6 +294,43 @@ def test_call_run_versus_cancel_race(twin, loop):
         assert call.cancel() is False  # the ticket is gone either way
 
 
+def test_the_loop_counts_only_calls_still_to_come(loop):
+    # The compiled loop spins before sleeping while its inbox expects an
+    # outcome: every way a call ends must stop it expecting one, or the loop
+    # would spin for nothing from then on.
+    compiled = _compiled()
+    inbox = compiled.hop.inbox_for(loop)
+    assert inbox.outstanding == 0
+
+    async def main():
+        ran = compiled.hop.Call(lambda: 7, loop)
+        failed = compiled.hop.Call(lambda: 1 / 0, loop)
+        cancelled = compiled.hop.Call(lambda: pytest.fail("ran after cancel"), loop)
+        dropped = compiled.hop.Call(lambda: pytest.fail("never sent"), loop)
+        assert inbox.outstanding == 4
+        assert cancelled.cancel() is True
+        assert cancelled.cancel() is False  # counted off once only
+        assert inbox.outstanding == 3
+        del dropped
+        gc.collect()
+        assert inbox.outstanding == 2
+        join(start(ran), start(failed))
+        assert await asyncio.wait_for(ran.future, WAIT) == 7
+        with pytest.raises(ZeroDivisionError):
+            await asyncio.wait_for(failed.future, WAIT)
+        assert inbox.outstanding == 0
+        # Its future cancelled by the awaiting task, a call that then runs
+        # still settles, and is counted off then.
+        late = compiled.hop.Call(lambda: 8, loop)
+        late.future.cancel()
+        join(start(late))
+        while not late.settled:
+            await asyncio.sleep(0.001)
+        assert inbox.outstanding == 0
+
+    loop.run_until_complete(asyncio.wait_for(main(), WAIT))
+
+
 def test_call_runs_once_when_two_threads_race(twin, loop):
     for _ in range(2000):
         runs = []

@@ -9,6 +9,22 @@ import threading
 from collections import deque
 from typing import Any
 
+# The compiled twin spins briefly before parking (src_pyx/spin.pxd); this
+# twin cannot let go of the GIL to spin, so it never does: the settings are
+# kept, for the same API, and have no effect.
+_spinning = {"max_spinners": 0, "spin_us": 0, "handoff_us": 0}
+
+
+def configure_spinning(
+    *, max_spinners: "int | None" = None, spin_us: "int | None" = None, handoff_us: "int | None" = None
+) -> "dict[str, int]":
+    """Kept for the compiled twin's API; this twin never spins."""
+    previous = dict(_spinning)
+    for name, value in (("max_spinners", max_spinners), ("spin_us", spin_us), ("handoff_us", handoff_us)):
+        if value is not None:
+            _spinning[name] = max(0, int(value))
+    return previous
+
 
 class WorkQueue:
     __slots__ = ("_lock", "_wakeup", "_items", "_parked", "_busy", "_closed")

@@ -1,0 +1,148 @@
+"""Spinning before sleeping (src_pyx/spin.pxd) changes only how soon a
+waiting thread takes up work handed to it: never what it is handed, and never
+more than a brief burst of CPU while nothing comes.
+
+Run under each setting (the pure twin never spins, whatever the setting).
+"""
+
+import asyncio
+import contextvars
+import threading
+import time
+
+import pytest
+
+from asgiref_fast import _impl
+from asgiref_fast.sync import ThreadSensitiveContext, async_to_sync, sync_to_async
+
+WAIT = 10.0  # seconds; every wait in this file has a bound
+
+SETTINGS = {
+    "off": dict(max_spinners=0),
+    "one spinner": dict(max_spinners=1, spin_us=50, handoff_us=10),
+    # Long spins by many: hand-offs still must not be lost or doubled.
+    "long spins": dict(max_spinners=8, spin_us=5000, handoff_us=2000),
+}
+
+var: "contextvars.ContextVar[object]" = contextvars.ContextVar("var")
+
+
+@pytest.fixture(params=list(SETTINGS))
+def spinning(request):
+    previous = _impl.configure_spinning(**SETTINGS[request.param])
+    yield request.param
+    _impl.configure_spinning(**previous)
+
+
+def test_settings_round_trip():
+    previous = _impl.configure_spinning(max_spinners=3, spin_us=7, handoff_us=2)
+    try:
+        assert _impl.configure_spinning() == {"max_spinners": 3, "spin_us": 7, "handoff_us": 2}
+        _impl.configure_spinning(max_spinners=-1)  # clamped, not refused
+        assert _impl.configure_spinning()["max_spinners"] == 0
+    finally:
+        _impl.configure_spinning(**previous)
+    assert _impl.configure_spinning() == previous
+
+
+async def _double_on_a_lane(x):
+    var.set(("async", x))
+    return await sync_to_async(lambda: x * 2)()
+
+
+def _nested(x):
+    return async_to_sync(_double_on_a_lane)(x) + 1
+
+
+def test_hops_keep_their_outcomes_and_contexts(spinning):
+    async def main():
+        for i in range(100):
+            assert await sync_to_async(lambda i=i: i)() == i
+        for i in range(30):
+            assert await sync_to_async(_nested)(i) == 2 * i + 1
+        with pytest.raises(ZeroDivisionError):
+            await sync_to_async(lambda: 1 / 0)()
+
+        def set_var():
+            var.set("set on the lane")
+
+        await sync_to_async(set_var)()
+        assert var.get() == "set on the lane"
+        await sync_to_async(_nested)(5)
+        assert var.get() == ("async", 5)  # back through both hops
+
+        async def request():
+            async with ThreadSensitiveContext():
+                first = await sync_to_async(threading.get_ident)()
+                for _ in range(5):
+                    assert await sync_to_async(threading.get_ident)() == first
+                return first
+
+        threads = await asyncio.gather(*(request() for _ in range(16)))
+        assert len(set(threads)) == 16  # one lane per context, none shared
+
+        gathered = await asyncio.gather(
+            *(sync_to_async(lambda i=i: i, thread_sensitive=False)() for i in range(500))
+        )
+        assert gathered == list(range(500))
+
+    asyncio.run(asyncio.wait_for(main(), WAIT))
+    assert [async_to_sync(_double_on_a_lane)(i) for i in range(50)] == [2 * i for i in range(50)]
+
+
+def test_threads_hand_work_to_each_other_in_order(spinning):
+    # Many producers against one consumer, as a lane's queue is used: every
+    # item arrives, once, in each producer's order.
+    queue = _impl.WorkQueue()
+    got = []
+
+    def consume():
+        while (item := queue.pop(WAIT)) is not None:
+            got.append(item)
+
+    def produce(tag):
+        for i in range(2000):
+            queue.push((tag, i))
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    producers = [threading.Thread(target=produce, args=(t,), daemon=True) for t in range(3)]
+    for thread in producers:
+        thread.start()
+    for thread in producers:
+        thread.join(WAIT)
+        assert not thread.is_alive()
+    queue.close()
+    consumer.join(WAIT)
+    assert not consumer.is_alive()
+    assert sorted(got) == sorted((t, i) for t in range(3) for i in range(2000))
+    for tag in range(3):
+        assert [i for t, i in got if t == tag] == list(range(2000))
+
+
+def _cpu_during(fn):
+    """Process CPU seconds (all threads) spent while fn() runs."""
+    started = time.process_time()
+    fn()
+    return time.process_time() - started
+
+
+def test_a_loop_waiting_on_a_slow_call_does_not_busy_wait(spinning):
+    # The loop's thread spins only briefly before sleeping in select: over
+    # a call of 0.5 s it must use a small fraction of that.
+    async def main():
+        await sync_to_async(lambda: None)()  # the lane and the inbox exist
+        await sync_to_async(time.sleep)(0.5)
+
+    cpu = _cpu_during(lambda: asyncio.run(asyncio.wait_for(main(), WAIT)))
+    assert cpu < 0.25, f"{cpu:.3f} s of CPU for a 0.5 s wait"
+
+
+def test_an_idle_lane_does_not_busy_wait(spinning):
+    async def hop_then_idle():
+        for _ in range(20):
+            await sync_to_async(lambda: None)()
+        await asyncio.sleep(0.5)  # the lane waits for work that never comes
+
+    cpu = _cpu_during(lambda: asyncio.run(asyncio.wait_for(hop_then_idle(), WAIT)))
+    assert cpu < 0.25, f"{cpu:.3f} s of CPU for 0.5 s idle"
