@@ -27,7 +27,7 @@ from asgiref_fast._prompt import PromptFuture
 from cpython.weakref cimport PyWeakref_NewRef
 
 from asgiref_fast._cy.workqueue cimport spin_state
-from spin cimport asf_add, asf_load, asf_released, asf_signalling, asf_spin
+from spin cimport asf_add, asf_load, asf_released, asf_signalling, asf_spin, asf_spin_budget
 
 
 cdef extern from *:
@@ -180,17 +180,19 @@ cdef class _SpinningSelect:
     def __call__(self, timeout=None):
         cdef Inbox inbox = self._inbox
         cdef long seen
-        cdef long long limit_ns
+        cdef long long budget = 0
         cdef bint waiting, moved = False
         if (timeout is None or timeout > 0) and asf_load(&inbox._outstanding) > 0:
             with inbox._lock:
                 seen = inbox._deliveries
                 waiting = not inbox._ready and not inbox._closed
             if waiting:
-                limit_ns = -1 if timeout is None else <long long>(timeout * 1e9)
+                budget = asf_spin_budget(
+                    spin_state(), &inbox._waiter, -1 if timeout is None else <long long>(timeout * 1e9))
+            if budget > 0:
                 with nogil:
                     asf_released(spin_state())
-                    moved = asf_spin(spin_state(), &inbox._waiter, &inbox._deliveries, seen, limit_ns,
+                    moved = asf_spin(spin_state(), &inbox._waiter, &inbox._deliveries, seen, budget,
                                      &inbox._signal_epoch)
                 if moved:
                     timeout = 0  # the bell rang: collect it

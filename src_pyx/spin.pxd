@@ -97,14 +97,12 @@ cdef extern from *:
         unsigned int penalty;  /* the next skip, after another fruitless spin */
     } asf_waiter;
 
-    /* Without the GIL: watch *word until it differs from seen, for at most
-       s->spin_ns (and no longer than limit_ns, if that is >= 0). 1 if it
-       moved, 0 if the wait must go on asleep. */
-    static int asf_spin(asf_spin_state *s, asf_waiter *w, long *word, long seen, long long limit_ns,
-                        long *signal_epoch) {
-        long long budget, start;
-        unsigned int i;
-        int moved = 0;
+    /* Before releasing the GIL to wait (releasing it costs a waiter of the
+       GIL a wake-up, so only do so to spin): how long to spin, at most
+       limit_ns if that is >= 0; 0 if not at all. A spin so granted holds a
+       slot until asf_spin ends it. */
+    static long long asf_spin_budget(asf_spin_state *s, asf_waiter *w, long long limit_ns) {
+        long long budget;
         if (!ASGIREF_FAST_CAN_SPIN)
             return 0;
         if (w->skip > 0) {
@@ -120,6 +118,17 @@ cdef extern from *:
             asf_add(&s->spinners, -1);
             return 0;
         }
+        return budget;
+    }
+
+    /* Without the GIL, with a budget from asf_spin_budget: watch *word
+       until it differs from seen. 1 if it moved (and the signaller let go of
+       the GIL, or took too long to), 0 if the wait must go on asleep. */
+    static int asf_spin(asf_spin_state *s, asf_waiter *w, long *word, long seen, long long budget,
+                        long *signal_epoch) {
+        long long start;
+        unsigned int i;
+        int moved = 0;
         start = asf_now_ns();
         for (i = 1;; i++) {
             if (asf_load(word) != seen) {
@@ -160,5 +169,6 @@ cdef extern from *:
     void asf_released(asf_spin_state* s) nogil
     void asf_signalling(asf_spin_state* s, long* signal_epoch) nogil
     void asf_handoff(asf_spin_state* s, long* signal_epoch) nogil
-    bint asf_spin(asf_spin_state* s, asf_waiter* w, long* word, long seen, long long limit_ns,
+    long long asf_spin_budget(asf_spin_state* s, asf_waiter* w, long long limit_ns) nogil
+    bint asf_spin(asf_spin_state* s, asf_waiter* w, long* word, long seen, long long budget,
                   long* signal_epoch) nogil

@@ -27,7 +27,16 @@ from capi cimport (
     PyThread_type_lock,
 )
 
-from spin cimport asf_add, asf_handoff, asf_released, asf_signalling, asf_spin, asf_spin_state, asf_store
+from spin cimport (
+    asf_add,
+    asf_handoff,
+    asf_released,
+    asf_signalling,
+    asf_spin,
+    asf_spin_budget,
+    asf_spin_state,
+    asf_store,
+)
 
 import os
 import threading
@@ -70,9 +79,14 @@ def configure_spinning(*, max_spinners=None, spin_us=None, handoff_us=None):
 
 
 # Spinning pays only where the thread that will signal us has a core of its
-# own to run on meanwhile; about as long as a wake-up costs on a VM.
-# One core is left to the thread holding the GIL.
-configure_spinning(max_spinners=(os.cpu_count() or 1) - 1, spin_us=50, handoff_us=10)
+# own to run on meanwhile (one core is left to the thread holding the GIL),
+# for about as long as a wake-up costs on a VM. ASGIREF_FAST_NO_SPIN=1 turns
+# it off, for machines where idle cores are not to be used so.
+configure_spinning(
+    max_spinners=0 if os.environ.get("ASGIREF_FAST_NO_SPIN", "") not in ("", "0") else (os.cpu_count() or 1) - 1,
+    spin_us=50,
+    handoff_us=10,
+)
 
 
 def _after_fork_in_child():
@@ -197,6 +211,7 @@ cdef class WorkQueue:
         """
         cdef PY_TIMEOUT_T microseconds = -2  # converted when first waiting
         cdef long seen
+        cdef long long budget
         cdef bint spun = False
         while True:
             with self._lock:
@@ -212,10 +227,11 @@ cdef class WorkQueue:
                 microseconds = _microseconds(timeout)
             if not spun:
                 spun = True
-                if microseconds != 0:
+                budget = asf_spin_budget(&_spin, &self._waiter, microseconds * 1000) if microseconds != 0 else 0
+                if budget > 0:
                     with nogil:
                         asf_released(&_spin)
-                        asf_spin(&_spin, &self._waiter, &self._signals, seen, microseconds * 1000, &self._signal_epoch)
+                        asf_spin(&_spin, &self._waiter, &self._signals, seen, budget, &self._signal_epoch)
                 continue
             if _acquire(self._wakeup, microseconds, &self._signal_epoch):
                 continue

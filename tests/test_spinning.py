@@ -146,3 +146,21 @@ def test_an_idle_lane_does_not_busy_wait(spinning):
 
     cpu = _cpu_during(lambda: asyncio.run(asyncio.wait_for(hop_then_idle(), WAIT)))
     assert cpu < 0.25, f"{cpu:.3f} s of CPU for 0.5 s idle"
+
+
+@pytest.mark.parametrize("value, spins", [("1", False), ("0", True), ("", True)])
+def test_no_spin_environment_variable(value, spins):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, ASGIREF_FAST_NO_SPIN=value)
+    out = subprocess.run(
+        [sys.executable, "-c", "import asgiref_fast, asgiref_fast._impl as i; "
+         "print(asgiref_fast.COMPILED, i.configure_spinning()['max_spinners'])"],
+        env=env, capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.split()
+    compiled, max_spinners = out[0] == "True", int(out[1])
+    # The pure twin never spins; the compiled one leaves a core to the GIL.
+    expected = (os.cpu_count() or 1) - 1 if compiled and spins else 0
+    assert max_spinners == expected
