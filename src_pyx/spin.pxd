@@ -51,7 +51,12 @@ cdef extern from *:
         long max_spinners;   /* 0: never spin */
         long spin_ns;        /* how long to watch for a signal */
         long handoff_ns;     /* how long to wait, after it, for the GIL's release */
+        long busy;           /* queue consumers running an item they took */
     } asf_spin_state;
+
+    /* With more consumers than this busy, others are likely waiting for the
+       GIL, and a spinner would take the core they need to run on. */
+    #define ASF_MAX_BUSY 2
 
     /* Call right after releasing the GIL to wait. */
     static inline void asf_released(asf_spin_state *s) {
@@ -112,7 +117,7 @@ cdef extern from *:
         budget = asf_load(&s->spin_ns);
         if (limit_ns >= 0 && limit_ns < budget)
             budget = limit_ns;
-        if (budget <= 0)
+        if (budget <= 0 || asf_load(&s->busy) > ASF_MAX_BUSY)
             return 0;
         if (asf_add(&s->spinners, 1) > asf_load(&s->max_spinners)) {
             asf_add(&s->spinners, -1);
@@ -158,6 +163,7 @@ cdef extern from *:
         long max_spinners
         long spin_ns
         long handoff_ns
+        long busy
 
     ctypedef struct asf_waiter:
         unsigned int skip

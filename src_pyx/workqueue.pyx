@@ -90,8 +90,10 @@ configure_spinning(
 
 
 def _after_fork_in_child():
-    # Threads that were spinning in the parent do not exist here.
+    # Threads that were spinning, or running work, in the parent do not
+    # exist here.
     asf_store(&_spin.spinners, 0)
+    asf_store(&_spin.busy, 0)
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
@@ -152,6 +154,8 @@ cdef class WorkQueue:
         self._items = []
 
     def __dealloc__(self):
+        if self._busy:  # its consumer never came back (a lane died mid-item)
+            asf_add(&_spin.busy, -1)
         if self._wakeup != NULL:
             # Freed unlocked, as threading.Lock frees its lock.
             PyThread_acquire_lock_timed(self._wakeup, 0, 0)
@@ -216,8 +220,11 @@ cdef class WorkQueue:
         while True:
             with self._lock:
                 # The consumer comes back here only once done with its item.
+                if self._busy:
+                    asf_add(&_spin.busy, -1)
                 self._busy = self._head < len(self._items)
                 if self._busy:
+                    asf_add(&_spin.busy, 1)
                     return self._take()
                 if self._closed:
                     return None
