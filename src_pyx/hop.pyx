@@ -5,11 +5,13 @@ worker thread, and its outcome sent back to the event loop that awaits it.
 Outcomes bound for one loop gather in that loop's ``Inbox``; the worker wakes
 the loop only when the inbox was empty, so many calls finishing together cost
 one wake-up: a ring of the loop's doorbell, written from C
-(``call_soon_threadsafe`` where the loop has none).
+(``call_soon_threadsafe`` where the loop has none). While calls are out, an
+asyncio selector loop about to sleep first spins briefly for them (spin.pxd).
 
 Free-threading: the inbox's list and its bell's write end are guarded by its
 mutex (a ring never races the bell's closing), and a call's ticket is claimed
-by an atomic exchange. The bell's read end is used only by the loop's thread,
+by an atomic exchange, as is its place in the inbox's count of outstanding
+calls; the inbox's counters are read and written atomically. The bell's read end is used only by the loop's thread,
 and closed only once the loop is closed. A call's outcome fields are written by the
 worker before it delivers the call, and read on the loop after the inbox hands
 it over (the mutex orders the two); ``future`` and ``settled`` belong to the
@@ -285,7 +287,9 @@ cdef class Call:
 
     def __dealloc__(self):
         # Dropped unsettled (the executor refused it, say): the loop must
-        # not spin for it.
+        # not spin for it. (Should the collector break a cycle by clearing
+        # this call's fields first, it stays counted, and its loop spins for
+        # nothing: briefly, and less and less, as spin.pxd backs off.)
         self._uncount()
 
     def __call__(self):

@@ -314,6 +314,14 @@ def test_the_loop_counts_only_calls_still_to_come(loop):
         del dropped
         gc.collect()
         assert inbox.outstanding == 2
+        # Dropped in a cycle (its function holds it): the collector frees it.
+        held = []
+        cyclic = compiled.hop.Call(lambda: held, loop)
+        held.append(cyclic)
+        assert inbox.outstanding == 3
+        del cyclic, held
+        gc.collect()
+        assert inbox.outstanding == 2
         join(start(ran), start(failed))
         assert await asyncio.wait_for(ran.future, WAIT) == 7
         with pytest.raises(ZeroDivisionError):

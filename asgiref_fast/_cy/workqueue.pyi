@@ -1,11 +1,11 @@
 # The compiled twin of asgiref_fast._pure.workqueue (src_pyx/workqueue.pyx).
 from typing import Any
 
+from typing_extensions import disjoint_base
+
 def configure_spinning(
     *, max_spinners: int | None = None, spin_us: int | None = None, handoff_us: int | None = None
 ) -> dict[str, int]: ...
-
-from typing_extensions import disjoint_base
 
 @disjoint_base
 class WorkQueue:
