@@ -164,3 +164,58 @@ def test_no_spin_environment_variable(value, spins):
     # The pure twin never spins; the compiled one leaves a core to the GIL.
     expected = (os.cpu_count() or 1) - 1 if compiled and spins else 0
     assert max_spinners == expected
+
+
+def test_a_busy_loop_still_sees_io_after_hops(spinning):
+    # The compiled twin wraps the select of a loop that hops (see
+    # _SpinningSelect): readiness must still come through, whether the loop
+    # is busy (polling between passes) or waits on a call, and whether it is
+    # there before a pass or arrives during one.
+    import socket
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        await sync_to_async(lambda: None)()  # this loop's inbox exists
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        got = []
+        readable = asyncio.Event()
+
+        def on_readable():
+            got.append(reader.recv(100))
+            readable.set()
+
+        loop.add_reader(reader.fileno(), on_readable)
+        spins = [0]
+
+        def keep_busy():  # a ready callback in every pass: select(0) each time
+            spins[0] += 1
+            if not readable.is_set():
+                loop.call_soon(keep_busy)
+
+        try:
+            loop.call_soon(keep_busy)
+            threading.Thread(target=writer.send, args=(b"ping",), daemon=True).start()
+            await asyncio.wait_for(readable.wait(), WAIT)
+            assert got == [b"ping"]
+            assert spins[0] >= 1
+            readable.clear()
+            writer.send(b"pong")  # ready before the next pass
+            loop.call_soon(keep_busy)
+            await asyncio.wait_for(readable.wait(), WAIT)
+            assert got == [b"ping", b"pong"]
+            readable.clear()
+
+            def send_later():
+                time.sleep(0.05)  # while the loop waits on the call below
+                writer.send(b"while hopping")
+
+            await sync_to_async(send_later)()
+            await asyncio.wait_for(readable.wait(), WAIT)
+            assert got[-1] == b"while hopping"
+        finally:
+            loop.remove_reader(reader.fileno())
+            reader.close()
+            writer.close()
+
+    asyncio.run(asyncio.wait_for(main(), WAIT))
