@@ -63,6 +63,17 @@ def _twin() -> str:
     return f"pure (the compiled twins failed to import: {_impl.IMPORT_ERROR})"
 
 
+def _spinning() -> str:
+    if not asgiref_fast.COMPILED:
+        return "never (the pure twin cannot let go of the GIL to spin)"
+    flag = os.environ.get("ASGIREF_FAST_NO_SPIN", "")
+    settings = _impl.configure_spinning()
+    if settings["max_spinners"] <= 0:
+        return f"off (ASGIREF_FAST_NO_SPIN={flag})" if flag not in ("", "0") else "off (one CPU)"
+    return (f"up to {settings['max_spinners']} thread(s) at a time, {settings['spin_us']} µs each, "
+            "before sleeping (ASGIREF_FAST_NO_SPIN=1 turns it off)")
+
+
 def _free_threading() -> str:
     if not sysconfig.get_config_var("Py_GIL_DISABLED"):
         return "no (GIL build)"
@@ -95,6 +106,7 @@ def facts() -> "dict[str, Any]":
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": platform.platform(),
         "free_threading": _free_threading(),
+        "spinning": _spinning(),
         "upstream_asgiref": _upstream(),
     }
 
@@ -115,6 +127,7 @@ def main(argv: "list[str]") -> int:
         "start-up hook": found["startup_hook"] or "asgiref_fast.pth not found in site-packages",
         "python": f"{found['python']} on {found['platform']}",
         "free-threading": found["free_threading"],
+        "spinning": found["spinning"],
         "upstream asgiref": found["upstream_asgiref"],
     }
     for name, value in rows.items():

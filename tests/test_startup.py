@@ -99,8 +99,19 @@ def test_doctor_prints_a_readable_report():
     lines = proc.stdout.splitlines()
     assert proc.returncode == 0 and lines[0].startswith(f"asgiref_fast {asgiref_fast.__version__} ("), proc.stderr
     labels = [line.split(":")[0].strip() for line in lines[1:]]
-    assert labels == ["active", "twin", "start-up hook", "python", "free-threading", "upstream asgiref"]
+    assert labels == ["active", "twin", "start-up hook", "python", "free-threading", "spinning", "upstream asgiref"]
     assert python("-m", "asgiref_fast", "doctor", "--bogus").returncode == 2
+
+
+def test_doctor_tells_whether_threads_spin():
+    on, off = doctor()["spinning"], doctor(ASGIREF_FAST_NO_SPIN="1")["spinning"]
+    if not asgiref_fast.COMPILED:
+        assert on == off == "never (the pure twin cannot let go of the GIL to spin)"
+    elif (os.cpu_count() or 1) > 1:
+        assert on.startswith(f"up to {os.cpu_count() - 1} thread(s) at a time, 50 µs each"), on
+        assert off == "off (ASGIREF_FAST_NO_SPIN=1)"
+    else:
+        assert on == "off (one CPU)" and off == "off (ASGIREF_FAST_NO_SPIN=1)"
 
 
 def test_doctor_names_why_the_compiled_twin_is_missing(monkeypatch):
