@@ -79,12 +79,15 @@ def configure_spinning(*, max_spinners=None, spin_us=None, handoff_us=None):
 
 
 # Spinning pays only where the thread that will signal us has a core of its
-# own to run on meanwhile (one core is left to the thread holding the GIL),
-# for about as long as a wake-up costs on a VM. ASGIREF_FAST_NO_SPIN=1 turns
-# it off, for machines where idle cores are not to be used so.
+# own to run on meanwhile (one core is left to the thread holding the GIL).
+# Sleeping costs more than the wake-up (tens of µs on a VM): the woken thread
+# must then win the GIL from whoever took it meanwhile. So a spin lasts as long
+# as a request's short steps between hops do (Django's sync middleware, the
+# async code around them), not merely as long as a wake-up. ASGIREF_FAST_NO_SPIN=1
+# turns it off, for machines where idle cores are not to be used so.
 configure_spinning(
     max_spinners=0 if os.environ.get("ASGIREF_FAST_NO_SPIN", "") not in ("", "0") else (os.cpu_count() or 1) - 1,
-    spin_us=50,
+    spin_us=200,
     handoff_us=10,
 )
 

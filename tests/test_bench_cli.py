@@ -47,3 +47,24 @@ def test_missing_upstream_is_explained(tmp_path):
     proc = run("--only", "local_get", env=env)
     assert proc.returncode == 2
     assert "pip install" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_django_floors_add_up(tmp_path):
+    # The request at concurrency 16 comes with the floors that bound it: the
+    # request's work with no thread, Django's WSGI handler on 1 and 16
+    # threads, and a bare loop-and-16-threads round trip, added up once the
+    # inline floor has counted the request's hops.
+    pytest.importorskip("asgiref.local")
+    pytest.importorskip("django")
+    out = tmp_path / "out.json"
+    proc = run("--only", "django_c16", "--rounds", "1", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(out.read_text())
+    floors = {f["name"]: f for f in report["floors"]}
+    assert set(floors) == {"django_c16_inline", "django_wsgi_1", "django_wsgi_16", "loop_roundtrip_16"}
+    assert all(f["bounds"] == "django_c16" and f["median_seconds"] > 0 for f in floors.values())
+    hops = report["django_hops_per_request"]["16"]
+    assert hops >= 1 and hops == int(hops)  # the same calls in every request
+    assert f"{hops:g} hops" in proc.stdout and "upstream takes" in proc.stdout
+    for f in floors.values():
+        assert f["title"] in proc.stdout

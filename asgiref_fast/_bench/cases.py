@@ -8,6 +8,7 @@ reported per operation.
 
 import asyncio
 import contextvars
+import functools
 import os
 import threading
 from concurrent.futures import Future
@@ -23,6 +24,7 @@ class Case:
     ops: int  # operations per batch
     make: Callable[[Any], "tuple[Callable[[], Any], Callable[[], None]]"]
     quick: bool = True  # part of --quick
+    bounds: str = ""  # for a floor: the case it is measured in turn with
 
 
 CASES: "dict[str, Case]" = {}
@@ -255,15 +257,16 @@ def _a2s_in_s2a(api):
 
 # -- Floors: what any hop costs on this machine --------------------------------
 #
-# Measured in turn with the plain hop, to show how close it comes to what the
-# machine allows: no code that crosses threads can do less than these.
+# Each is measured in turn with the case it bounds (the plain hop here), to
+# show how close that comes to what the machine allows: no code that crosses
+# threads can do less than these.
 
 FLOORS: "dict[str, Case]" = {}
 
 
-def floor(name: str, title: str, ops: int):
+def floor(name: str, title: str, ops: int, bounds: str = "hop"):
     def register(make):
-        FLOORS[name] = Case(name, title, "floor", ops, lambda api: make())
+        FLOORS[name] = Case(name, title, "floor", ops, lambda api: make(), bounds=bounds)
         return make
 
     return register
@@ -299,16 +302,13 @@ def _lock_pingpong():
     return batch, close
 
 
-@floor("loop_roundtrip", "floor: a loop wakes a thread, which wakes the loop back", 200)
-def _loop_roundtrip():
+def _loop_roundtrip(threads: int):
     # The least a hop can do: a lock to wake the thread, a pipe the loop
-    # watches to wake the loop, a future to resume the waiting coroutine.
+    # watches to wake the loop, a future to resume the waiting coroutine;
+    # with several threads, each has a coroutine waking it in turn.
     loop = asyncio.new_event_loop()
-    wake = threading.Lock()
-    wake.acquire()
     read_fd, write_fd = os.pipe()
     os.set_blocking(read_fd, False)
-    pending: "list[Any]" = []
     done: "list[Any]" = []
 
     def answer():
@@ -316,36 +316,51 @@ def _loop_roundtrip():
         while done:
             done.pop().set_result(None)
 
-    def other():
-        while True:
-            wake.acquire()
-            future = pending.pop()
-            if future is None:
-                return
-            done.append(future)
-            os.write(write_fd, b"x")
+    class Other:
+        def __init__(self):
+            self.wake = threading.Lock()
+            self.wake.acquire()
+            self.pending: "list[Any]" = []
+            self.thread = threading.Thread(target=self.run, daemon=True)
+            self.thread.start()
+
+        def run(self):
+            while True:
+                self.wake.acquire()
+                future = self.pending.pop()
+                if future is None:
+                    return
+                done.append(future)
+                os.write(write_fd, b"x")
+
+        async def hops(self):
+            for _ in range(200):
+                future = loop.create_future()
+                self.pending.append(future)
+                self.wake.release()
+                await future
 
     loop.add_reader(read_fd, answer)
-    thread = threading.Thread(target=other, daemon=True)
-    thread.start()
+    others = [Other() for _ in range(threads)]
 
     async def hops():
-        for _ in range(200):
-            future = loop.create_future()
-            pending.append(future)
-            wake.release()
-            await future
+        await asyncio.gather(*(other.hops() for other in others))
 
     def close():
-        pending.append(None)
-        wake.release()
-        thread.join()
+        for other in others:
+            other.pending.append(None)
+            other.wake.release()
+            other.thread.join()
         loop.remove_reader(read_fd)
         loop.close()
         os.close(read_fd)
         os.close(write_fd)
 
     return (lambda: loop.run_until_complete(hops())), close
+
+
+floor("loop_roundtrip", "floor: a loop wakes a thread, which wakes the loop back", 200)(
+    functools.partial(_loop_roundtrip, 1))
 
 
 @case("s2a_in_a2s", "sync_to_async inside async_to_sync", "sync", 100)
@@ -361,48 +376,71 @@ def _s2a_in_a2s(api):
 
 # -- Whole requests ------------------------------------------------------------
 
-def _django(requests: int, concurrency: int):
-    """Django ASGI requests, in a worker process per implementation (Django
-    binds asgiref at import, so each needs a process of its own)."""
+# By concurrency, as the inline floor's worker counted them.
+DJANGO_HOPS_PER_REQUEST: "dict[int, float]" = {}
 
-    def make(api):
-        import os
-        import subprocess
-        import sys
 
-        env = dict(os.environ)
-        env.pop("ASGIREF_FAST", None)
-        if api.name == "pure":
-            env["ASGIREF_FAST_NO_EXTENSIONS"] = "1"
-        else:
-            env.pop("ASGIREF_FAST_NO_EXTENSIONS", None)
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "asgiref_fast._bench.django_app", api.name],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-        )
-        if worker.stdout.readline().strip() != "ready":
+def _django_worker(impl: str, requests: int, concurrency: int):
+    """Django requests in a worker process (django_app.py) per implementation
+    or floor: Django binds asgiref at import, so each needs a process of its
+    own."""
+    import subprocess
+    import sys
+
+    env = dict(os.environ)
+    env.pop("ASGIREF_FAST", None)
+    if impl == "pure":
+        env["ASGIREF_FAST_NO_EXTENSIONS"] = "1"
+    else:
+        env.pop("ASGIREF_FAST_NO_EXTENSIONS", None)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "asgiref_fast._bench.django_app", impl],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+    )
+    if worker.stdout.readline().strip() != "ready":
+        worker.kill()
+        raise RuntimeError(f"the Django worker for {impl} did not start")
+
+    def batch() -> float:
+        worker.stdin.write(f"{requests} {concurrency}\n")
+        worker.stdin.flush()
+        seconds, *hops = worker.stdout.readline().split()
+        if hops:  # the inline floor counts the request's sync_to_async calls
+            DJANGO_HOPS_PER_REQUEST[concurrency] = float(hops[0])
+        return float(seconds)
+
+    def close() -> None:
+        worker.stdin.close()
+        try:
+            worker.wait(10)
+        except subprocess.TimeoutExpired:
             worker.kill()
-            raise RuntimeError(f"the Django worker for {api.name} did not start")
 
-        def batch() -> float:
-            worker.stdin.write(f"{requests} {concurrency}\n")
-            worker.stdin.flush()
-            return float(worker.stdout.readline())
+    return batch, close
 
-        def close() -> None:
-            worker.stdin.close()
-            try:
-                worker.wait(10)
-            except subprocess.TimeoutExpired:
-                worker.kill()
 
-        return batch, close
-
-    return make
+def _django(requests: int, concurrency: int):
+    return lambda api: _django_worker(api.name, requests, concurrency)
 
 
 case("django_c1", "Django ASGI request, concurrency 1", "django", 100, quick=True)(_django(100, 1))
 case("django_c16", "Django ASGI request, concurrency 16", "django", 320, quick=True)(_django(320, 16))
+
+# What the Django request costs without asgiref's part in it, measured in turn
+# with the request rows: its work alone, with no thread (every sync_to_async
+# call run in place on the loop); what 16 threads contending for the GIL add
+# to its sync part, shown by Django's WSGI handler, whose threads never hop;
+# and the least a hop costs while 16 threads are in play.
+for _concurrency, _requests in ((1, 100), (16, 320)):
+    floor(f"django_c{_concurrency}_inline",
+          f"floor: Django ASGI request, no thread (sync code run on the loop), concurrency {_concurrency}",
+          _requests, bounds=f"django_c{_concurrency}")(
+        functools.partial(_django_worker, "inline", _requests, _concurrency))
+for _threads, _requests in ((1, 100), (16, 320)):
+    floor(f"django_wsgi_{_threads}", f"floor: the same app under Django's WSGIHandler, {_threads} thread(s)",
+          _requests, bounds="django_c16")(functools.partial(_django_worker, "wsgi", _requests, _threads))
+floor("loop_roundtrip_16", "floor: a loop and 16 threads wake each other, per round trip", 3200,
+      bounds="django_c16")(functools.partial(_loop_roundtrip, 16))
 
 
 def _hello_wsgi(environ, start_response):

@@ -1,6 +1,11 @@
 """An in-process Django ASGI app for the request benchmark, run as a worker
 process per implementation: ``python -m asgiref_fast._bench.django_app IMPL``
-with IMPL one of upstream, compiled, pure.
+with IMPL one of upstream, compiled, pure, or a floor:
+
+- ``inline``: the same ASGI requests with every sync_to_async call run in
+  place on the event loop, so no thread is involved at all;
+- ``wsgi``: the same app under Django's WSGIHandler, each of CONCURRENCY
+  plain threads serving its share of the requests; no sync/async hop.
 
 The worker answers lines ``REQUESTS CONCURRENCY`` on stdin with the seconds
 it took to serve that many requests with that many in flight at once: a sync
@@ -9,10 +14,15 @@ CommonMiddleware, CsrfViewMiddleware and XFrameOptionsMiddleware.
 """
 
 import asyncio
+import io
 import os
 import sys
 import tempfile
+import threading
 import time
+
+FLOORS = ("inline", "wsgi")
+HOPS = [0]  # sync_to_async calls the inline floor ran in place
 
 
 def setup(impl: str):
@@ -20,7 +30,18 @@ def setup(impl: str):
         import asgiref_fast
 
         asgiref_fast.install()
-        assert asgiref_fast.COMPILED == (impl == "compiled"), f"{impl} twin is not available"
+        if impl not in FLOORS:
+            assert asgiref_fast.COMPILED == (impl == "compiled"), f"{impl} twin is not available"
+    if impl == "inline":
+        # Django refuses its sync-only calls on a loop's thread unless told.
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+        from asgiref_fast.sync import SyncToAsync
+
+        async def run_in_place(self, *args, **kwargs):
+            HOPS[0] += 1
+            return self.func(*args, **kwargs)
+
+        SyncToAsync.__call__ = run_in_place
     import django
     from django.conf import settings
     from django.db import connection
@@ -56,6 +77,10 @@ def setup(impl: str):
         cursor.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, value TEXT)")
         cursor.execute("INSERT INTO item VALUES (1, 'one')")
     connection.close()
+    if impl == "wsgi":
+        from django.core.handlers.wsgi import WSGIHandler
+
+        return WSGIHandler()
     from django.core.handlers.asgi import ASGIHandler
 
     return ASGIHandler()
@@ -99,13 +124,62 @@ async def serve(app, requests: int, concurrency: int) -> float:
     return time.perf_counter() - started
 
 
+def wsgi_request(app) -> str:
+    environ = {
+        "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "PATH_INFO": "/item", "QUERY_STRING": "",
+        "SERVER_NAME": "testserver", "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1",
+        "HTTP_HOST": "testserver", "REMOTE_ADDR": "127.0.0.1", "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(), "wsgi.errors": sys.stderr,
+        "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+    }
+    statuses = []
+    body = app(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    try:
+        b"".join(body)
+    finally:
+        body.close()
+    return statuses[0]
+
+
+def serve_wsgi(app, requests: int, concurrency: int) -> float:
+    failures = []
+
+    def client(n: int):
+        try:
+            for _ in range(n):
+                status = wsgi_request(app)
+                assert status.startswith("200"), status
+        except BaseException as exc:
+            failures.append(exc)
+
+    share, extra = divmod(requests, concurrency)
+    threads = [threading.Thread(target=client, args=(share + (i < extra),)) for i in range(concurrency)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise failures[0]
+    return elapsed
+
+
 def main() -> None:
-    app = setup(sys.argv[1])
+    impl = sys.argv[1]
+    app = setup(impl)
     loop = asyncio.new_event_loop()
     print("ready", flush=True)
     for line in sys.stdin:
         requests, concurrency = map(int, line.split())
-        print(loop.run_until_complete(serve(app, requests, concurrency)), flush=True)
+        if impl == "wsgi":
+            print(serve_wsgi(app, requests, concurrency), flush=True)
+        elif impl == "inline":
+            HOPS[0] = 0
+            seconds = loop.run_until_complete(serve(app, requests, concurrency))
+            print(seconds, HOPS[0] / requests, flush=True)
+        else:
+            print(loop.run_until_complete(serve(app, requests, concurrency)), flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import time
 
 import asgiref_fast
 
-from . import implementations
+from . import cases, implementations
 from .cases import CASES, FLOORS
 
 
@@ -82,6 +82,27 @@ def _upstream_version() -> str:
         return "?"
 
 
+def _django_c16_floor(results: list, floors: list) -> str:
+    """The floors measured with the Django request at concurrency 16, added
+    up: the least that request can cost with a thread per request context."""
+    medians = {f["name"]: f["median_seconds"] for f in floors}
+    request = next((r["median_seconds"] for r in results if r["name"] == "django_c16"), {})
+    needed = ("django_c16_inline", "django_wsgi_16", "django_wsgi_1", "loop_roundtrip_16")
+    hops = cases.DJANGO_HOPS_PER_REQUEST.get(16)
+    if "upstream" not in request or hops is None or not all(n in medians for n in needed):
+        return ""
+    # Its work; what 16 threads contending for the GIL add to its sync part
+    # (as the WSGI handler's threads show, never hopping); its hops, each at
+    # least a bare round trip between a loop and 16 threads.
+    work = medians["django_c16_inline"]
+    contention = medians["django_wsgi_16"] - medians["django_wsgi_1"]
+    hopping = hops * medians["loop_roundtrip_16"]
+    total = work + contention + hopping
+    return (f"Django request at concurrency 16, floors added up: work {_fmt(work)} + contention "
+            f"{_fmt(contention)} + {hops:g} hops {_fmt(hopping)} = {_fmt(total)} per request; "
+            f"upstream takes {request['upstream'] / total:.2f}x that")
+
+
 def main(argv: "list[str] | None" = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asgiref_fast bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer rounds and cases (under 3 minutes)")
@@ -121,14 +142,14 @@ def main(argv: "list[str] | None" = None) -> int:
         contenders = dict(impls)
         if case.group == "wsgi" and implementations.a2wsgi() is not None:
             contenders["a2wsgi"] = implementations.a2wsgi()
-        # The floors run alongside the plain hop, which they bound.
-        samples = measure(case, contenders, rounds, min_seconds, FLOORS if case.name == "hop" else None)
-        for name in FLOORS:
-            if name in samples:
-                floor_samples = samples.pop(name)
-                floors.append({"name": name, "title": FLOORS[name].title,
-                               "median_seconds": statistics.median(floor_samples),
-                               "samples_seconds": floor_samples})
+        # The floors run in turn with the case they bound.
+        bounding = {name: f for name, f in FLOORS.items() if f.bounds == case.name}
+        samples = measure(case, contenders, rounds, min_seconds, bounding)
+        for name in bounding:
+            floor_samples = samples.pop(name)
+            floors.append({"name": name, "title": FLOORS[name].title, "bounds": case.name,
+                           "median_seconds": statistics.median(floor_samples),
+                           "samples_seconds": floor_samples})
         medians = {name: statistics.median(s) for name, s in samples.items()}
         up = medians.get("upstream")
         results.append({
@@ -152,12 +173,16 @@ def main(argv: "list[str] | None" = None) -> int:
               f"{ratio.get('pure', float('nan')):>7.3f} {_fmt(m.get('a2wsgi')):>11}")
     print("times per operation (per request for the request rows); "
           "ratio = ours ÷ upstream, medians of the same run (lower is faster)")
-    for f in floors:  # measured in turn with the hop
-        print(f"{f['title']:<72} {_fmt(f['median_seconds']):>11}")
+    for f in floors:
+        print(f"{f['title']:<88} {_fmt(f['median_seconds']):>11}")
+    note = _django_c16_floor(results, floors)
+    if note:
+        print(note)
 
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "rounds": rounds, "results": results, "floors": floors}, f, indent=2)
+            json.dump({"machine": machine(), "rounds": rounds, "results": results, "floors": floors,
+                       "django_hops_per_request": cases.DJANGO_HOPS_PER_REQUEST}, f, indent=2)
     if args.plot:
         from .plot import plot
 
