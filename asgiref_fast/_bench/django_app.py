@@ -10,7 +10,8 @@ with IMPL one of upstream, compiled, pure, or a floor:
 The worker answers lines ``REQUESTS CONCURRENCY`` on stdin with the seconds
 it took to serve that many requests with that many in flight at once: a sync
 view making one SQLite query, behind Django's SecurityMiddleware,
-CommonMiddleware, CsrfViewMiddleware and XFrameOptionsMiddleware.
+CommonMiddleware, CsrfViewMiddleware and XFrameOptionsMiddleware. The inline
+floor adds how many sync_to_async calls each request made.
 """
 
 import asyncio
