@@ -1,6 +1,7 @@
 """The benchmark cases of asgiref_fast._bench.cases under pytest-benchmark:
 every case against upstream asgiref and both twins of asgiref_fast (and
-a2wsgi for the WSGI cases), grouped per case so each table compares them.
+a2wsgi for the WSGI cases), grouped per case so each table compares them;
+each floor in the group of the case it bounds.
 
     python -m pytest bench/ --benchmark-columns=median,iqr,rounds
 
@@ -14,7 +15,7 @@ import importlib.util
 import pytest
 
 from asgiref_fast._bench import implementations
-from asgiref_fast._bench.cases import CASES
+from asgiref_fast._bench.cases import CASES, FLOORS
 
 CONTENDERS = implementations.load()
 if implementations.a2wsgi() is not None:
@@ -39,6 +40,28 @@ def test_case(benchmark, case, name):
         benchmark.group = f"{case.name}: {case.title} (x{case.ops})"
         benchmark.extra_info["ops"] = case.ops
         benchmark.extra_info["implementation"] = name
+        benchmark.pedantic(batch, rounds=10, warmup_rounds=1, iterations=1)
+    finally:
+        close()
+
+
+def _floor_params():
+    for floor in FLOORS.values():
+        marks = []
+        if CASES[floor.bounds].group == "django" and importlib.util.find_spec("django") is None:
+            marks.append(pytest.mark.skip(reason="needs Django"))
+        yield pytest.param(floor, id=f"{floor.bounds}-{floor.name}", marks=marks)
+
+
+@pytest.mark.parametrize("floor", list(_floor_params()))
+def test_floor(benchmark, floor):
+    # In the group of the case it bounds, so that its table shows the floor too.
+    batch, close = floor.make(None)
+    bounded = CASES[floor.bounds]
+    try:
+        benchmark.group = f"{bounded.name}: {bounded.title} (x{bounded.ops})"
+        benchmark.extra_info["ops"] = floor.ops
+        benchmark.extra_info["implementation"] = floor.name
         benchmark.pedantic(batch, rounds=10, warmup_rounds=1, iterations=1)
     finally:
         close()

@@ -437,7 +437,8 @@ for _concurrency, _requests in ((1, 100), (16, 320)):
           _requests, bounds=f"django_c{_concurrency}")(
         functools.partial(_django_worker, "inline", _requests, _concurrency))
 for _threads, _requests in ((1, 100), (16, 320)):
-    floor(f"django_wsgi_{_threads}", f"floor: the same app under Django's WSGIHandler, {_threads} thread(s)",
+    floor(f"django_wsgi_{_threads}",
+          f"floor: the same app under Django's WSGIHandler, {_threads} thread{'s' * (_threads > 1)}",
           _requests, bounds="django_c16")(functools.partial(_django_worker, "wsgi", _requests, _threads))
 floor("loop_roundtrip_16", "floor: a loop and 16 threads wake each other, per round trip", 3200,
       bounds="django_c16")(functools.partial(_loop_roundtrip, 16))
