@@ -29,7 +29,7 @@ from asgiref_fast._prompt import PromptFuture
 from cpython.weakref cimport PyWeakref_NewRef
 
 from asgiref_fast._cy.workqueue cimport spin_state
-from spin cimport asf_add, asf_load, asf_released, asf_signalling, asf_spin, asf_spin_budget
+from spin cimport asf_add, asf_load, asf_now_ns, asf_released, asf_signalling, asf_spin, asf_spin_budget
 
 
 cdef extern from *:
@@ -182,7 +182,7 @@ cdef class _SpinningSelect:
     def __call__(self, timeout=None):
         cdef Inbox inbox = self._inbox
         cdef long seen
-        cdef long long budget = 0
+        cdef long long budget = 0, started = 0, spent = 0
         cdef bint waiting, moved = False
         if (timeout is None or timeout > 0) and asf_load(&inbox._outstanding) > 0:
             with inbox._lock:
@@ -193,11 +193,17 @@ cdef class _SpinningSelect:
                     spin_state(), &inbox._waiter, -1 if timeout is None else <long long>(timeout * 1e9))
             if budget > 0:
                 with nogil:
+                    started = asf_now_ns()
                     asf_released(spin_state())
                     moved = asf_spin(spin_state(), &inbox._waiter, &inbox._deliveries, seen, budget,
                                      &inbox._signal_epoch)
+                    spent = asf_now_ns() - started
                 if moved:
                     timeout = 0  # the bell rang: collect it
+                elif timeout is not None:
+                    # The spin used up part of the wait: the loop's next timer
+                    # must not fire late by it.
+                    timeout = max(0.0, timeout - spent / 1e9)
         return self._select(self._selector_ref(), timeout)
 
 

@@ -169,6 +169,7 @@ cdef extern from *:
         unsigned int skip
         unsigned int penalty
 
+    long long asf_now_ns() nogil
     long asf_load(long* p) nogil
     void asf_store(long* p, long v) nogil
     long asf_add(long* p, long v) nogil

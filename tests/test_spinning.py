@@ -148,6 +148,33 @@ def test_an_idle_lane_does_not_busy_wait(spinning):
     assert cpu < 0.25, f"{cpu:.3f} s of CPU for 0.5 s idle"
 
 
+def test_a_timer_is_not_late_by_a_spin():
+    # A loop waiting on a call may spin before it sleeps in select; the spin
+    # must count against select's timeout, or the loop's next timer fires late
+    # by it. With spins as long as the timer's delay, the loop spins until the
+    # timer is due: then it must fire, not a whole delay later.
+    delay = 0.2
+    # Two slots: the lane, busy with the call, may still hold one for a moment.
+    previous = _impl.configure_spinning(max_spinners=2, spin_us=int(delay * 1e6))
+    try:
+        async def main():
+            release = threading.Event()
+            await sync_to_async(lambda: None)()  # the lane and the inbox exist
+            call = asyncio.ensure_future(sync_to_async(release.wait)(WAIT))  # outstanding throughout
+            try:
+                started = time.monotonic()
+                await asyncio.sleep(delay)
+                return time.monotonic() - started
+            finally:
+                release.set()
+                await call
+
+        slept = asyncio.run(asyncio.wait_for(main(), WAIT))
+    finally:
+        _impl.configure_spinning(**previous)
+    assert 0.99 * delay <= slept < 1.5 * delay, f"a {delay} s timer fired after {slept:.3f} s"
+
+
 @pytest.mark.parametrize("value, spins", [("1", False), ("0", True), ("", True)])
 def test_no_spin_environment_variable(value, spins):
     import os
