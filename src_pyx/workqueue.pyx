@@ -30,6 +30,7 @@ from capi cimport (
 from spin cimport (
     asf_add,
     asf_handoff,
+    asf_now_ns,
     asf_released,
     asf_signalling,
     asf_spin,
@@ -218,7 +219,7 @@ cdef class WorkQueue:
         """
         cdef PY_TIMEOUT_T microseconds = -2  # converted when first waiting
         cdef long seen
-        cdef long long budget
+        cdef long long budget, started = 0, spent = 0
         cdef bint spun = False
         while True:
             with self._lock:
@@ -240,8 +241,12 @@ cdef class WorkQueue:
                 budget = asf_spin_budget(&_spin, &self._waiter, microseconds * 1000) if microseconds != 0 else 0
                 if budget > 0:
                     with nogil:
+                        started = asf_now_ns()
                         asf_released(&_spin)
                         asf_spin(&_spin, &self._waiter, &self._signals, seen, budget, &self._signal_epoch)
+                        spent = asf_now_ns() - started
+                    if microseconds > 0:  # the spin used up part of the timeout
+                        microseconds = max(0, microseconds - spent // 1000)
                 continue
             if _acquire(self._wakeup, microseconds, &self._signal_epoch):
                 continue

@@ -175,6 +175,21 @@ def test_a_timer_is_not_late_by_a_spin():
     assert 0.99 * delay <= slept < 1.5 * delay, f"a {delay} s timer fired after {slept:.3f} s"
 
 
+def test_a_timed_pop_is_not_late_by_a_spin():
+    # The same for a thread waiting on its queue with a timeout (a lane's
+    # idle retirement): the spin is part of the wait, not added to it.
+    delay = 0.2
+    previous = _impl.configure_spinning(max_spinners=2, spin_us=int(delay * 1e6))
+    try:
+        queue = _impl.WorkQueue()
+        started = time.monotonic()
+        assert queue.pop(delay) is None
+        waited = time.monotonic() - started
+    finally:
+        _impl.configure_spinning(**previous)
+    assert 0.99 * delay <= waited < 1.5 * delay, f"pop({delay}) returned after {waited:.3f} s"
+
+
 @pytest.mark.parametrize("value, spins", [("1", False), ("0", True), ("", True)])
 def test_no_spin_environment_variable(value, spins):
     import os
