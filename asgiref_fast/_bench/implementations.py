@@ -89,7 +89,11 @@ def load(names=NAMES) -> "dict[str, types.SimpleNamespace]":
 
 
 def _copy_compiled_ok() -> bool:
-    # Only when asgiref_fast is pure by request, not because the build failed.
+    # Only when asgiref_fast is pure by request, not because the build failed
+    # or was skipped (a pure install still has the _cy package, stubs only).
     from asgiref_fast import _impl
 
-    return _impl.IMPORT_ERROR is None and importlib.util.find_spec("asgiref_fast._cy") is not None
+    return _impl.IMPORT_ERROR is None and all(
+        importlib.util.find_spec(f"asgiref_fast._cy.{module}") is not None
+        for module in ("context", "hop", "local", "workqueue")
+    )
