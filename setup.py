@@ -75,7 +75,8 @@ def extensions():
         return []
     try:
         return cythonize(
-            [Extension(f"{PACKAGE}.{name}", [f"{PYX_DIR}/{name}.pyx"], optional=True) for name in names],
+            [Extension(f"{PACKAGE}.{name}", [f"{PYX_DIR}/{name}.pyx"], include_dirs=[PYX_DIR], optional=True)
+             for name in names],
             compiler_directives={"language_level": "3"},
             include_path=[PYX_DIR, _stage_declarations(names)],
         )

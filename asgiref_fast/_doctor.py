@@ -69,9 +69,16 @@ def _spinning() -> str:
     flag = os.environ.get("ASGIREF_FAST_NO_SPIN", "")
     settings = _impl.configure_spinning()
     if settings["max_spinners"] <= 0:
-        return f"off (ASGIREF_FAST_NO_SPIN={flag})" if flag not in ("", "0") else "off (one CPU)"
+        return f"off (ASGIREF_FAST_NO_SPIN={flag})" if flag not in ("", "0") else "off (one CPU for this process)"
+    seen = _impl.spinning_report()
+    if seen["core_to_spare"] is None:
+        now = "never here: no machine-wide count of runnable threads (Linux's /proc/loadavg)"
+    else:
+        now = (f"now {seen['runnable']} runnable thread(s) on {seen['cores']} core(s): "
+               f"{'would' if seen['core_to_spare'] else 'would not'} spin")
     return (f"up to {settings['max_spinners']} thread(s) at a time, {settings['spin_us']} µs each, "
-            "before sleeping (ASGIREF_FAST_NO_SPIN=1 turns it off)")
+            f"before sleeping, only while the machine has a core to spare; {now} "
+            "(ASGIREF_FAST_NO_SPIN=1 turns it off)")
 
 
 def _free_threading() -> str:

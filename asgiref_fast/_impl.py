@@ -48,3 +48,4 @@ _ThreadCriticalLocal = _local._ThreadCriticalLocal
 peek = _local.peek
 WorkQueue = _workqueue.WorkQueue
 configure_spinning = _workqueue.configure_spinning
+spinning_report = _workqueue.spinning_report

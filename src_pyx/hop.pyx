@@ -6,7 +6,7 @@ Outcomes bound for one loop gather in that loop's ``Inbox``; the worker wakes
 the loop only when the inbox was empty, so many calls finishing together cost
 one wake-up: a ring of the loop's doorbell, written from C
 (``call_soon_threadsafe`` where the loop has none). While calls are out, an
-asyncio selector loop about to sleep first spins briefly for them (spin.pxd).
+asyncio selector loop about to sleep first spins briefly for them (spin.h).
 
 Free-threading: the inbox's list and its bell's write end are guarded by its
 mutex (a ring never races the bell's closing), and a call's ticket is claimed
@@ -167,7 +167,7 @@ cdef class Inbox:
 cdef class _SpinningSelect:
     """Stands in for a selector's ``select``: while calls made on its loop
     are out on other threads and the loop would sleep, it first spins
-    briefly (spin.pxd) for their outcomes, GIL released."""
+    briefly (spin.h) for their outcomes, GIL released."""
 
     cdef Inbox _inbox
     # The selector, weakly (it holds us), and its class's select.
@@ -295,7 +295,7 @@ cdef class Call:
         # Dropped unsettled (the executor refused it, say): the loop must
         # not spin for it. (Should the collector break a cycle by clearing
         # this call's fields first, it stays counted, and its loop spins for
-        # nothing: briefly, and less and less, as spin.pxd backs off.)
+        # nothing: briefly, and less and less, as spin.h backs off.)
         self._uncount()
 
     def __call__(self):

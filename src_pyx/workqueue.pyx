@@ -3,7 +3,7 @@
 consuming thread.
 
 Any thread may ``push``; one thread ``pop``s and runs what it gets. The
-consumer, finding the queue empty, first spins briefly (see spin.pxd), then
+consumer, finding the queue empty, may first spin briefly (see spin.h), then
 parks on a lock; a producer wakes it only if it is parked, so a busy or
 spinning consumer costs producers no system call. The state
 is guarded by a mutex of its own, not by the GIL. While it is held, no Python
@@ -29,6 +29,9 @@ from capi cimport (
 
 from spin cimport (
     asf_add,
+    asf_load,
+    asf_open_probe,
+    asf_read_runnable,
     asf_handoff,
     asf_now_ns,
     asf_released,
@@ -52,8 +55,11 @@ cdef object _monotonic = time.monotonic
 cdef Py_ssize_t _COMPACT_AT = 1024
 
 
-# -- Spinning (spin.pxd), shared with hop.pyx --------------------------------
+# -- Spinning (spin.h), shared with hop.pyx --------------------------------
 cdef asf_spin_state _spin
+_spin.probe_fd = asf_open_probe()
+_spin.cores = os.cpu_count() or 1
+_spin.runnable = -1
 
 
 cdef asf_spin_state* spin_state() noexcept nogil:
@@ -79,15 +85,97 @@ def configure_spinning(*, max_spinners=None, spin_us=None, handoff_us=None):
     return previous
 
 
+def spinning_report():
+    """What spinning sees and did in this process: whether the machine has a
+    core to spare now (None: no way to tell here, so nobody spins), the
+    runnable threads and cores it compares, and the spins granted, those
+    that saw their signal, and those refused for want of a core."""
+    cdef long runnable = asf_read_runnable(_spin.probe_fd)
+    return dict(
+        core_to_spare=None if runnable < 0 else runnable <= _spin.cores,
+        runnable=None if runnable < 0 else runnable,
+        cores=_spin.cores,
+        spins=asf_load(&_spin.spins),
+        spins_moved=asf_load(&_spin.spins_moved),
+        refused_busy=asf_load(&_spin.refused_busy),
+    )
+
+
+def _probe_with(path):
+    """Read the machine's runnable threads from *path* (a file laid out as
+    /proc/loadavg) instead: for tests. None: back to /proc/loadavg. The
+    descriptor number stays the same (dup2), so a thread reading it
+    meanwhile reads one file or the other, never a stranger's."""
+    fd = os.open(path or "/proc/loadavg", os.O_RDONLY | os.O_CLOEXEC)
+    if _spin.probe_fd < 0:
+        _spin.probe_fd = fd
+    else:
+        os.dup2(fd, _spin.probe_fd)
+        os.close(fd)
+    asf_store(&_spin.runnable, -1)
+    _spin.probed_ns = 0
+
+
+def _cpus_granted():
+    """How many CPUs this process may keep busy: its affinity, and the CPU
+    quota of its cgroup (a container's CPU limit), if lower. Spinning there
+    would spend the quota that the process's other threads run on."""
+    try:
+        cpus = float(len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        cpus = float(os.cpu_count() or 1)
+    for quota in _cgroup_cpu_quotas():
+        cpus = min(cpus, quota)
+    return cpus
+
+
+def _cgroup_cpu_quotas():
+    # cgroup v2: cpu.max ("max 100000" or "<quota> <period>") in this
+    # process's cgroup and each of its ancestors; v1: cfs_quota_us/period_us.
+    try:
+        with open("/proc/self/cgroup") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return
+    for line in lines:
+        hierarchy, _, path = line.partition(":")[2].partition(":")
+        if hierarchy == "":  # v2
+            parts = [p for p in path.split("/") if p]
+            for depth in range(len(parts), -1, -1):
+                quota = _read_quota("/sys/fs/cgroup/" + "/".join(parts[:depth]) + "/cpu.max", None)
+                if quota is not None:
+                    yield quota
+        elif "cpu" in hierarchy.split(","):  # v1
+            for base in ("/sys/fs/cgroup/cpu,cpuacct", "/sys/fs/cgroup/cpu"):
+                quota = _read_quota(base + "/cpu.cfs_quota_us", base + "/cpu.cfs_period_us")
+                if quota is not None:
+                    yield quota
+                    break
+
+
+def _read_quota(path, period_path):
+    try:
+        with open(path) as f:
+            fields = f.read().split()
+        if period_path is not None:
+            with open(period_path) as f:
+                fields.append(f.read().strip())
+        quota, period = int(fields[0]), int(fields[1])
+    except (OSError, ValueError, IndexError):
+        return None  # "max", no such file: no quota there
+    return quota / period if quota > 0 and period > 0 else None
+
+
 # Spinning pays only where the thread that will signal us has a core of its
-# own to run on meanwhile (one core is left to the thread holding the GIL).
-# Sleeping costs more than the wake-up (tens of µs on a VM): the woken thread
-# must then win the GIL from whoever took it meanwhile. So a spin lasts as long
-# as a request's short steps between hops do (Django's sync middleware, the
-# async code around them), not merely as long as a wake-up. ASGIREF_FAST_NO_SPIN=1
-# turns it off, for machines where idle cores are not to be used so.
+# own to run on meanwhile, and the spinner takes a core nobody else wants
+# (spin.h checks the machine for that before each spin). Sleeping costs more
+# than the wake-up (tens of µs on a VM): the woken thread must then win the
+# GIL from whoever took it meanwhile. So a spin lasts as long as a request's
+# short steps between hops do (Django's sync middleware, the async code
+# around them), not merely as long as a wake-up. One core is left to the
+# thread that holds the GIL. ASGIREF_FAST_NO_SPIN=1 turns it off.
 configure_spinning(
-    max_spinners=0 if os.environ.get("ASGIREF_FAST_NO_SPIN", "") not in ("", "0") else (os.cpu_count() or 1) - 1,
+    max_spinners=0 if os.environ.get("ASGIREF_FAST_NO_SPIN", "") not in ("", "0") else int(_cpus_granted()) - 1,
     spin_us=200,
     handoff_us=10,
 )
@@ -123,7 +211,7 @@ cdef int _acquire(PyThread_type_lock lock, PY_TIMEOUT_T microseconds, long* sign
     # threading.Lock.acquire(timeout=...): 1 if acquired, 0 on timeout. The
     # GIL is released while waiting; signal handlers run when a signal
     # interrupts the wait, and what they raise propagates. Once woken, the
-    # GIL is asked for only after the waker let go of it (spin.pxd).
+    # GIL is asked for only after the waker let go of it (spin.h).
     cdef PyLockStatus status
     cdef double deadline = 0, remaining
     if PyThread_acquire_lock_timed(lock, 0, 0) == PY_LOCK_ACQUIRED:

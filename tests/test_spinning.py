@@ -1,37 +1,138 @@
-"""Spinning before sleeping (src_pyx/spin.pxd) changes only how soon a
+"""Spinning before sleeping (src_pyx/spin.h) changes only how soon a
 waiting thread takes up work handed to it: never what it is handed, and never
-more than a brief burst of CPU while nothing comes.
+more than a brief burst of CPU while nothing comes; and it happens only while
+the machine has a core to spare.
 
-Run under each setting (the pure twin never spins, whatever the setting).
+Run under each setting (the pure twin never spins, whatever the setting). The
+machine is made to look idle or busy to the spinning code (a stand-in for
+/proc/loadavg), so that what runs does not depend on this machine's load.
 """
 
 import asyncio
 import contextvars
+import os
+import subprocess
+import sys
 import threading
 import time
 
 import pytest
 
+import asgiref_fast
 from asgiref_fast import _impl
 from asgiref_fast.sync import ThreadSensitiveContext, async_to_sync, sync_to_async
 
 WAIT = 10.0  # seconds; every wait in this file has a bound
 
+IDLE, BUSY = "0.00 0.00 0.00 1/100 1\n", "9.00 9.00 9.00 999/1000 1\n"  # as /proc/loadavg
+
+# (spinning settings, what the machine looks like)
 SETTINGS = {
-    "off": dict(max_spinners=0),
-    "one spinner": dict(max_spinners=1, spin_us=50, handoff_us=10),
+    "off": (dict(max_spinners=0), IDLE),
+    "one spinner": (dict(max_spinners=1, spin_us=50, handoff_us=10), IDLE),
     # Long spins by many: hand-offs still must not be lost or doubled.
-    "long spins": dict(max_spinners=8, spin_us=5000, handoff_us=2000),
+    "long spins": (dict(max_spinners=8, spin_us=5000, handoff_us=2000), IDLE),
+    "busy machine": (dict(max_spinners=8, spin_us=5000, handoff_us=2000), BUSY),
 }
 
 var: "contextvars.ContextVar[object]" = contextvars.ContextVar("var")
 
 
+@pytest.fixture
+def machine(tmp_path):
+    """machine(IDLE or BUSY): the spinning code sees the machine so, until
+    the test ends."""
+    probe = tmp_path / "loadavg"
+
+    def look(text):
+        probe.write_text(text)
+        _impl._workqueue._probe_with(str(probe))
+
+    yield look
+    _impl._workqueue._probe_with(None)
+
+
 @pytest.fixture(params=list(SETTINGS))
-def spinning(request):
-    previous = _impl.configure_spinning(**SETTINGS[request.param])
+def spinning(request, machine):
+    settings, load = SETTINGS[request.param]
+    machine(load)
+    previous = _impl.configure_spinning(**settings)
     yield request.param
     _impl.configure_spinning(**previous)
+
+
+def _hops(n):
+    async def main():
+        for _ in range(n):
+            await sync_to_async(lambda: None)()
+
+    asyncio.run(asyncio.wait_for(main(), WAIT))
+
+
+@pytest.mark.parametrize("load", ["idle", "busy"])
+def test_threads_spin_only_while_the_machine_has_a_core_to_spare(machine, load):
+    machine(IDLE if load == "idle" else BUSY)
+    previous = _impl.configure_spinning(max_spinners=2, spin_us=200, handoff_us=10)
+    try:
+        _hops(10)  # the loop and the lane exist
+        before = _impl.spinning_report()
+        _hops(200)
+        after = _impl.spinning_report()
+    finally:
+        _impl.configure_spinning(**previous)
+    assert after["core_to_spare"] is (load == "idle")
+    spins, refused = after["spins"] - before["spins"], after["refused_busy"] - before["refused_busy"]
+    if not asgiref_fast.COMPILED:
+        assert spins == refused == 0  # never spins
+    elif load == "idle":
+        assert spins > 0 and refused == 0, (spins, refused)
+    else:
+        assert spins == 0 and refused > 0, (spins, refused)
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/loadavg"), reason="no machine-wide count of runnable threads")
+@pytest.mark.skipif((os.cpu_count() or 1) > 8, reason="would start a busy process per core")
+def test_no_thread_spins_while_every_core_is_busy():
+    # As many busy processes as cores: every reading of the machine counts
+    # them and the thread reading, one more than there are cores.
+    previous = _impl.configure_spinning(max_spinners=2, spin_us=200, handoff_us=10)
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
+    try:
+        deadline = time.monotonic() + WAIT
+        while _impl.spinning_report()["core_to_spare"] is not False:
+            assert time.monotonic() < deadline, "the busy processes never showed in /proc/loadavg"
+            time.sleep(0.01)
+        _hops(10)  # any reading of the machine from before they ran is stale now
+        before = _impl.spinning_report()
+        _hops(200)
+        after = _impl.spinning_report()
+    finally:
+        for process in busy:
+            process.kill()
+        for process in busy:
+            process.wait(WAIT)
+        _impl.configure_spinning(**previous)
+    assert after["spins"] == before["spins"]
+    if asgiref_fast.COMPILED:
+        assert after["refused_busy"] > before["refused_busy"]
+
+
+@pytest.mark.skipif(not asgiref_fast.COMPILED, reason="the pure twin never spins")
+def test_a_cpu_quota_caps_the_spinners(tmp_path):
+    # A container's CPU limit: spinning would spend the quota the process's
+    # other threads need, so fewer (or no) threads spin.
+    read = _impl._workqueue._read_quota
+    (tmp_path / "v2").write_text("150000 100000\n")
+    (tmp_path / "max").write_text("max 100000\n")
+    (tmp_path / "quota").write_text("50000\n")
+    (tmp_path / "period").write_text("100000\n")
+    (tmp_path / "unlimited").write_text("-1\n")
+    assert read(str(tmp_path / "v2"), None) == 1.5
+    assert read(str(tmp_path / "max"), None) is None
+    assert read(str(tmp_path / "quota"), str(tmp_path / "period")) == 0.5
+    assert read(str(tmp_path / "unlimited"), str(tmp_path / "period")) is None
+    assert read(str(tmp_path / "missing"), None) is None
+    assert 0 < _impl._workqueue._cpus_granted() <= (os.cpu_count() or 1)
 
 
 def test_settings_round_trip():
@@ -148,12 +249,13 @@ def test_an_idle_lane_does_not_busy_wait(spinning):
     assert cpu < 0.25, f"{cpu:.3f} s of CPU for 0.5 s idle"
 
 
-def test_a_timer_is_not_late_by_a_spin():
+def test_a_timer_is_not_late_by_a_spin(machine):
     # A loop waiting on a call may spin before it sleeps in select; the spin
     # must count against select's timeout, or the loop's next timer fires late
     # by it. With spins as long as the timer's delay, the loop spins until the
     # timer is due: then it must fire, not a whole delay later.
     delay = 0.2
+    machine(IDLE)
     # Two slots: the lane, busy with the call, may still hold one for a moment.
     previous = _impl.configure_spinning(max_spinners=2, spin_us=int(delay * 1e6))
     try:
@@ -175,10 +277,11 @@ def test_a_timer_is_not_late_by_a_spin():
     assert 0.99 * delay <= slept < 1.5 * delay, f"a {delay} s timer fired after {slept:.3f} s"
 
 
-def test_a_timed_pop_is_not_late_by_a_spin():
+def test_a_timed_pop_is_not_late_by_a_spin(machine):
     # The same for a thread waiting on its queue with a timeout (a lane's
     # idle retirement): the spin is part of the wait, not added to it.
     delay = 0.2
+    machine(IDLE)
     previous = _impl.configure_spinning(max_spinners=2, spin_us=int(delay * 1e6))
     try:
         queue = _impl.WorkQueue()
@@ -192,10 +295,6 @@ def test_a_timed_pop_is_not_late_by_a_spin():
 
 @pytest.mark.parametrize("value, spins", [("1", False), ("0", True), ("", True)])
 def test_no_spin_environment_variable(value, spins):
-    import os
-    import subprocess
-    import sys
-
     env = dict(os.environ, ASGIREF_FAST_NO_SPIN=value)
     out = subprocess.run(
         [sys.executable, "-c", "import asgiref_fast, asgiref_fast._impl as i; "
@@ -204,7 +303,7 @@ def test_no_spin_environment_variable(value, spins):
     ).stdout.split()
     compiled, max_spinners = out[0] == "True", int(out[1])
     # The pure twin never spins; the compiled one leaves a core to the GIL.
-    expected = (os.cpu_count() or 1) - 1 if compiled and spins else 0
+    expected = int(_impl._workqueue._cpus_granted()) - 1 if compiled and spins else 0
     assert max_spinners == expected
 
 

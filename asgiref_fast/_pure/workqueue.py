@@ -5,14 +5,16 @@ consumer parks on a lock when the queue is empty, and a producer wakes it only
 if it is parked, so a busy consumer costs producers no system call.
 """
 
+import os
 import threading
 from collections import deque
 from typing import Any
 
-# The compiled twin spins briefly before parking (src_pyx/spin.pxd); this
+# The compiled twin may spin briefly before parking (src_pyx/spin.h); this
 # twin cannot let go of the GIL to spin, so it never does: the settings are
 # kept, for the same API, and have no effect.
 _spinning = {"max_spinners": 0, "spin_us": 0, "handoff_us": 0}
+_probe_path = "/proc/loadavg"
 
 
 def configure_spinning(
@@ -24,6 +26,33 @@ def configure_spinning(
         if value is not None:
             _spinning[name] = max(0, int(value))
     return previous
+
+
+def spinning_report() -> "dict[str, Any]":
+    """The compiled twin's report, for the same API: what the machine looks
+    like now (runnable threads machine-wide, from /proc/loadavg where there
+    is one, against the cores), and no spins, ever."""
+    runnable = None
+    try:
+        with open(_probe_path) as f:
+            runnable = int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    cores = os.cpu_count() or 1
+    return dict(
+        core_to_spare=None if runnable is None else runnable <= cores,
+        runnable=runnable,
+        cores=cores,
+        spins=0,
+        spins_moved=0,
+        refused_busy=0,
+    )
+
+
+def _probe_with(path: "str | None") -> None:
+    """Read the machine's runnable threads from *path* instead: for tests."""
+    global _probe_path
+    _probe_path = path or "/proc/loadavg"
 
 
 class WorkQueue:

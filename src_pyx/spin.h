@@ -1,0 +1,259 @@
+/* Brief spinning before sleeping, shared by the compiled twins (declared by
+   spin.pxd; the state they share lives in workqueue.pyx).
+
+   On a VM, waking a sleeping thread costs tens of microseconds each way, more
+   than a whole hop's Python work. So a thread about to sleep on work from
+   another thread (a lane on its queue, a loop on its inbox) may first watch a
+   counter for a short while, without the GIL. Seeing it move, it also waits
+   (briefly) for the signalling thread to let go of the GIL: asking for it at
+   once would put it to sleep on the GIL instead, and the hand-off would cost
+   the very wake-up we spun to avoid. Every wait of ours announces the GIL's
+   release by bumping an epoch, after the release.
+
+   A spin only pays where its core is idle: the signaller runs meanwhile on
+   another core, and nobody else wanted this one. On a busy machine (workers =
+   cores, a neighbour's load) it takes the core from a thread that would have
+   done work there, the signaller included. So a thread spins only when the
+   machine shows a core to spare: on Linux, the kernel's count of runnable
+   threads machine-wide (/proc/loadavg, sampled at most every
+   ASF_PROBE_EVERY_NS) is at most the number of cores, the would-be spinner
+   counted. Where there is no such count, nobody spins.
+
+   All fields are read and written with atomic operations: nothing here leans
+   on the GIL. At most ``max_spinners`` threads spin at once, a spin never
+   outlasts its budget, and a waiter whose spins find nothing soon stops
+   spinning. */
+
+#ifndef ASGIREF_FAST_SPIN_H
+#define ASGIREF_FAST_SPIN_H
+
+#if (defined(__GNUC__) || defined(__clang__)) && defined(__linux__)
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
+#define ASGIREF_FAST_CAN_SPIN 1
+#define asf_load(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define asf_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define asf_add(p, v) __atomic_add_fetch((p), (v), __ATOMIC_ACQ_REL)
+#define asf_cas(p, expected, v) \
+    __atomic_compare_exchange_n((p), (expected), (v), 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
+#if defined(__x86_64__) || defined(__i386__)
+#define asf_pause() __builtin_ia32_pause()
+#elif defined(__aarch64__)
+#define asf_pause() __asm__ __volatile__("yield")
+#else
+#define asf_pause() ((void)0)
+#endif
+static inline long long asf_now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+#else
+/* No atomics we rely on (MSVC), or no machine-wide count of runnable threads
+   (not Linux): never spin. The counters then only feed decisions to spin,
+   all of them "no", so plain (racy) updates are harmless, GIL or none. */
+#define ASGIREF_FAST_CAN_SPIN 0
+#define asf_load(p) (*(p))
+#define asf_store(p, v) (*(p) = (v))
+#define asf_add(p, v) (*(p) += (v))
+#define asf_pause() ((void)0)
+static inline long long asf_now_ns(void) { return 0; }
+#endif
+
+typedef struct {
+    long epoch;          /* bumped each time one of our waits releases the GIL */
+    long spinners;       /* threads spinning now */
+    long max_spinners;   /* 0: never spin */
+    long spin_ns;        /* how long to watch for a signal */
+    long handoff_ns;     /* how long to wait, after it, for the GIL's release */
+    long busy;           /* queue consumers running an item they took */
+    /* The machine-wide probe: */
+    long probe_fd;       /* /proc/loadavg, or -1: no evidence, no spinning */
+    long cores;          /* CPUs online machine-wide */
+    long long probed_ns; /* when `runnable` was read */
+    long runnable;       /* threads runnable machine-wide then, or -1 */
+    /* What waiters decided, for doctor and the tests (counts since start): */
+    long spins;          /* spins granted */
+    long spins_moved;    /* ... that saw their signal */
+    long refused_busy;   /* spins refused: no core to spare machine-wide */
+} asf_spin_state;
+
+/* With more consumers than this busy, others are likely waiting for the
+   GIL, and a spinner would take the core they need to run on. */
+#define ASF_MAX_BUSY 2
+
+/* A reading of the probe is used for this long: a read costs about a
+   microsecond, and load changes on the scale of scheduler ticks anyway. */
+#define ASF_PROBE_EVERY_NS 200000LL
+
+/* Opens the probe; -1 where there is none. */
+static inline long asf_open_probe(void) {
+#if ASGIREF_FAST_CAN_SPIN
+    return (long)open("/proc/loadavg", O_RDONLY | O_CLOEXEC);
+#else
+    return -1;
+#endif
+}
+
+/* Threads runnable machine-wide now (the caller included), or -1. The fourth
+   field of /proc/loadavg: "runnable/total". */
+static inline long asf_read_runnable(long fd) {
+#if ASGIREF_FAST_CAN_SPIN
+    char text[128];
+    ssize_t n;
+    int fields = 0;
+    long runnable = 0;
+    char *p;
+    if (fd < 0)
+        return -1;
+    n = pread((int)fd, text, sizeof text - 1, 0);
+    if (n <= 0)
+        return -1;
+    text[n] = '\0';
+    for (p = text; *p && fields < 3; p++)
+        if (*p == ' ')
+            fields++;
+    if (*p < '0' || *p > '9')
+        return -1;
+    for (; *p >= '0' && *p <= '9'; p++)
+        runnable = 10 * runnable + (*p - '0');
+    return runnable;
+#else
+    (void)fd;
+    return -1;
+#endif
+}
+
+/* Is a core idle machine-wide, for this thread to spin on? Reads the probe
+   when the last reading is stale; one thread re-reads, others use the last
+   reading meanwhile. Without the GIL or with it. */
+static inline int asf_core_to_spare(asf_spin_state *s) {
+#if ASGIREF_FAST_CAN_SPIN
+    long long now, probed;
+    long runnable;
+    if (asf_load(&s->probe_fd) < 0)
+        return 0;
+    now = asf_now_ns();
+    probed = asf_load(&s->probed_ns);
+    if (now - probed >= ASF_PROBE_EVERY_NS && asf_cas(&s->probed_ns, &probed, now)) {
+        runnable = asf_read_runnable(asf_load(&s->probe_fd));
+        asf_store(&s->runnable, runnable);
+    } else {
+        runnable = asf_load(&s->runnable);
+    }
+    return runnable >= 0 && runnable <= asf_load(&s->cores);
+#else
+    (void)s;
+    return 0;
+#endif
+}
+
+/* Call right after releasing the GIL to wait. */
+static inline void asf_released(asf_spin_state *s) {
+    asf_add(&s->epoch, 1);
+}
+
+/* Call, holding the GIL, as you signal a waiter: notes the epoch, for
+   asf_handoff. Before the signal itself (the store releases). */
+static inline void asf_signalling(asf_spin_state *s, long *signal_epoch) {
+    asf_store(signal_epoch, asf_load(&s->epoch));
+}
+
+/* Without the GIL, just signalled: wait (briefly) until the signaller,
+   which held the GIL when it signalled, says it let go; asking for the
+   GIL before would put this thread to sleep on it. Only with a core to
+   spare: otherwise the signaller may need this very core to let go. */
+static inline void asf_handoff(asf_spin_state *s, long *signal_epoch) {
+#if ASGIREF_FAST_CAN_SPIN && !defined(Py_GIL_DISABLED)
+    long long budget, start;
+    unsigned int i;
+    if (asf_load(&s->epoch) != asf_load(signal_epoch))
+        return;
+    budget = asf_load(&s->handoff_ns);
+    /* Short, and taking no slot: the signaller must find one free to
+       spin in once it lets go. */
+    if (budget <= 0 || asf_load(&s->max_spinners) <= 0 || !asf_core_to_spare(s))
+        return;
+    start = asf_now_ns();
+    for (i = 1; asf_load(&s->epoch) == asf_load(signal_epoch); i++) {
+        asf_pause();
+        if ((i & 31) == 0 && asf_now_ns() - start >= budget)
+            break;
+    }
+#else
+    (void)s;
+    (void)signal_epoch;
+#endif
+}
+
+/* One waiting thread's record (touched by that thread only): spins
+   that find nothing make it skip the next ones, for exponentially
+   longer, so a waiter whose work comes late stops burning a core. */
+typedef struct {
+    unsigned int skip;     /* waits left to go straight to sleep */
+    unsigned int penalty;  /* the next skip, after another fruitless spin */
+} asf_waiter;
+
+/* Before releasing the GIL to wait (releasing it costs a waiter of the
+   GIL a wake-up, so only do so to spin): how long to spin, at most
+   limit_ns if that is >= 0; 0 if not at all. A spin so granted holds a
+   slot until asf_spin ends it. */
+static inline long long asf_spin_budget(asf_spin_state *s, asf_waiter *w, long long limit_ns) {
+    long long budget;
+    if (!ASGIREF_FAST_CAN_SPIN)
+        return 0;
+    if (w->skip > 0) {
+        w->skip--;
+        return 0;
+    }
+    budget = asf_load(&s->spin_ns);
+    if (limit_ns >= 0 && limit_ns < budget)
+        budget = limit_ns;
+    if (budget <= 0 || asf_load(&s->max_spinners) <= 0 || asf_load(&s->busy) > ASF_MAX_BUSY)
+        return 0;
+    if (!asf_core_to_spare(s)) {
+        asf_add(&s->refused_busy, 1);
+        return 0;
+    }
+    if (asf_add(&s->spinners, 1) > asf_load(&s->max_spinners)) {
+        asf_add(&s->spinners, -1);
+        return 0;
+    }
+    asf_add(&s->spins, 1);
+    return budget;
+}
+
+/* Without the GIL, with a budget from asf_spin_budget: watch *word
+   until it differs from seen. 1 if it moved (and the signaller let go of
+   the GIL, or took too long to), 0 if the wait must go on asleep. */
+static inline int asf_spin(asf_spin_state *s, asf_waiter *w, long *word, long seen, long long budget,
+                    long *signal_epoch) {
+    long long start;
+    unsigned int i;
+    int moved = 0;
+    start = asf_now_ns();
+    for (i = 1;; i++) {
+        if (asf_load(word) != seen) {
+            moved = 1;
+            break;
+        }
+        asf_pause();
+        if ((i & 31) == 0 && asf_now_ns() - start >= budget)
+            break;
+    }
+    /* Give up the slot at once: the thread that signalled us is about
+       to wait, and may want to spin in it. */
+    asf_add(&s->spinners, -1);
+    if (!moved) {
+        w->skip = w->penalty;
+        w->penalty = w->penalty ? (w->penalty < 64 ? 2 * w->penalty : 64) : 1;
+        return 0;
+    }
+    asf_add(&s->spins_moved, 1);
+    w->penalty = 0;
+    asf_handoff(s, signal_epoch);
+    return 1;
+}
+
+#endif /* ASGIREF_FAST_SPIN_H */
