@@ -256,7 +256,9 @@ class AsyncToSync(Generic[_P, _R]):
             restore_context(context[0])
             self.executors.current = old_executor
         try:
-            return call_result.result()
+            if call_result.failure is not None:
+                raise call_result.failure  # here: one frame of ours, not two
+            return call_result.value
         finally:
             call_result = None  # type: ignore[assignment]  # no cycle via a failure
 
@@ -349,34 +351,26 @@ class AsyncToSync(Generic[_P, _R]):
 
 
 class _CallResult(Generic[_R]):
-    """The outcome of one async_to_sync call. Set once, on the loop, and read
-    by the caller only after that (no lock needed); ``then``, if set, is
-    called once the outcome is in."""
+    """The outcome of one async_to_sync call (``value`` or ``failure``). Set
+    once, on the loop, and read by the caller only after that (no lock
+    needed); ``then``, if set, is called once the outcome is in."""
 
-    __slots__ = ("_result", "_failure", "then")
+    __slots__ = ("value", "failure", "then")
 
     def __init__(self) -> None:
-        self._failure: "BaseException | None" = None
+        self.value: _R
+        self.failure: "BaseException | None" = None
         self.then: "Callable[[], None] | None" = None
 
     def set_result(self, result: _R) -> None:
-        self._result = result
+        self.value = result
         if self.then is not None:
             self.then()
 
     def set_exception(self, failure: BaseException) -> None:
-        self._failure = failure
+        self.failure = failure
         if self.then is not None:
             self.then()
-
-    def result(self) -> _R:
-        __traceback_hide__ = True  # noqa: F841
-        if self._failure is not None:
-            try:
-                raise self._failure
-            finally:
-                self = None  # type: ignore[assignment]  # no cycle via the traceback
-        return self._result
 
 
 def _create_task_on(loop: asyncio.AbstractEventLoop, coro: Any) -> bool:
@@ -526,12 +520,16 @@ class SyncToAsync(Generic[_P, _R]):
         handler = functools.partial(
             self.thread_handler, loop, sys.exc_info(), task_context, carrier, child
         )
+        if not direct:
+            # Outside the try, as upstream: should it raise, this context
+            # is left as it is (still marked as using the default thread).
+            future = loop.run_in_executor(executor, handler)
         try:
             if direct:
                 call = Call(handler, loop)
                 send(executor, call, loop)
                 return await _outcome(call, task_context, loop)  # type: ignore[no-any-return]
-            return await _outcome_of(loop.run_in_executor(executor, handler), task_context)  # type: ignore[no-any-return]
+            return await _outcome_of(future, task_context)  # type: ignore[no-any-return]
         except BaseException as exc:
             exc.__traceback__ = _without_plumbing(exc.__traceback__)
             raise
