@@ -135,30 +135,30 @@ class ThreadSensitiveContext:
             self._exited = True
         elif executor is not None:
             self._lane_returned = True
-            await _finish_work_of(executor)
+            # Wait until the lane has run everything submitted in this
+            # context, as upstream's exit does: without blocking the loop
+            # (that work may be waiting for it), and without even yielding
+            # to it when the lane is idle already, the common case.
+            if isinstance(executor, LaneExecutor):
+                done = executor.release()
+            else:  # someone else's executor in our registry
+                done = _shut_down_on_a_thread(executor)
+            if done is not None:
+                # Shielded: cancelling the exit must not cancel the lane's future.
+                await asyncio.shield(asyncio.wrap_future(done))
 
 
-async def _finish_work_of(executor: Executor) -> None:
-    """End a context's hold on *executor* once it has run everything
-    submitted to it, as upstream's exit does. Waits without blocking the loop
-    (that work may itself be waiting for the loop), and without yielding to
-    it when the lane is idle already, the common case."""
-    if isinstance(executor, LaneExecutor):
-        done = executor.release()
-        if done is None:
-            return
-    else:  # someone else's executor in our registry: join it on a thread
-        done = Future()
+def _shut_down_on_a_thread(executor: Executor) -> "Future[None]":
+    done: "Future[None]" = Future()
 
-        def join() -> None:
-            try:
-                executor.shutdown()
-            finally:
-                done.set_result(None)
+    def join() -> None:
+        try:
+            executor.shutdown()
+        finally:
+            done.set_result(None)
 
-        threading.Thread(target=join, daemon=True).start()
-    # Shielded: cancelling the exit must not cancel the lane's own future.
-    await asyncio.shield(asyncio.wrap_future(done))
+    threading.Thread(target=join, daemon=True).start()
+    return done
 
 
 def _call_in_except(exc: "BaseException | None", fn: Callable[..., _R], *args: Any) -> _R:
@@ -503,7 +503,7 @@ class SyncToAsync(Generic[_P, _R]):
         try:
             # A loop class (or instance) with a run_in_executor of its own
             # gets every call through it, as upstream's loops do.
-            direct = _stock_loops[type(loop)] and "run_in_executor" not in loop.__dict__
+            direct = loop.run_in_executor.__func__ is _stock_loops[type(loop)]
         except (KeyError, AttributeError):
             direct = _has_stock_run_in_executor(loop)
         try:
@@ -623,21 +623,24 @@ async def _outcome_of(future: "Awaitable[Any]", task_context: "list[asyncio.Task
         return await future
 
 
-# Per loop class: is its run_in_executor asyncio's or uvloop's own? Only then
-# may a hop bypass it.
-_stock_loops: "dict[type, bool]" = {}
+# Per loop class: its run_in_executor if that is asyncio's or uvloop's own,
+# else None. Only then may a hop bypass it.
+_stock_loops: "dict[type, Any]" = {}
 
 
 def _has_stock_run_in_executor(loop: asyncio.AbstractEventLoop) -> bool:
     cls = type(loop)
-    stock = _stock_loops.get(cls)
-    if stock is None:
+    if cls not in _stock_loops:
         owner = next((c for c in cls.__mro__ if "run_in_executor" in vars(c)), None)
         stock = owner is asyncio.BaseEventLoop or (
             owner is not None and (owner.__module__, owner.__qualname__) == ("uvloop.loop", "Loop")
         )
-        _stock_loops[cls] = stock
-    return stock and "run_in_executor" not in getattr(loop, "__dict__", ())
+        _stock_loops[cls] = cls.run_in_executor if stock else None
+    # Through the bound method, not loop.__dict__: asking for an object's
+    # __dict__ makes CPython build one, which slows every attribute access
+    # on the loop from then on.
+    stock = _stock_loops[cls]
+    return stock is not None and getattr(loop.run_in_executor, "__func__", None) is stock
 
 
 # The twins' modules. Their frames in a failure's traceback are plumbing of

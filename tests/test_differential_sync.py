@@ -190,6 +190,33 @@ def test_only_the_outermost_context_waits_and_an_executor_context_never_does():
     assert upstream["log"].index("inner done") < upstream["log"].index("outer exited")
 
 
+def test_exit_waits_for_an_executor_put_in_the_registry_and_shuts_it_down():
+    upstream, ours = compare(EXIT, """
+        from asgiref.sync import SyncToAsync
+
+        async def main():
+            exiting, releaser = start_releaser()
+            pool = ThreadPoolExecutor(max_workers=1)
+            async with ThreadSensitiveContext() as context:
+                SyncToAsync.context_to_thread_executor[context] = pool  # as some tests do
+                task = asyncio.create_task(sync_to_async(blocked)())
+                await asyncio.to_thread(started.wait, 10)
+                exiting.set()
+            log.append("context exited")
+            record("work thread", await outcome(task))
+            try:
+                pool.submit(print)
+            except RuntimeError as exc:
+                record("pool afterwards", str(exc))
+            await releaser
+            record("log", log)
+
+        asyncio.run(main())
+    """)
+    assert ours == upstream
+    assert upstream["log"][-2:] == ["work done", "context exited"]
+
+
 def test_cancelling_the_exit_leaves_the_work_running_on_its_own_thread():
     upstream, ours = compare(EXIT, """
         async def main():
