@@ -535,8 +535,8 @@ class SyncToAsync(Generic[_P, _R]):
             raise
         finally:
             # A failure's traceback holds this frame: keep it from holding
-            # the call, and through it the failure itself.
-            call = None  # type: ignore[assignment]
+            # the call (or future), and through it the failure itself.
+            call = future = None  # type: ignore[assignment]
             if own_context:
                 carrier.restore()
             self.deadlock_context.set(False)
@@ -613,14 +613,17 @@ async def _outcome_of(future: "Awaitable[Any]", task_context: "list[asyncio.Task
     __traceback_hide__ = True  # noqa: F841
     future = asyncio.ensure_future(future)
     try:
-        return await asyncio.shield(future)
-    except asyncio.CancelledError:
-        cancel_call = not await _absorbed_by_async_code(task_context)
-        if future.done():
-            raise
-        if cancel_call:
-            future.cancel()
-        return await future
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancel_call = not await _absorbed_by_async_code(task_context)
+            if future.done():
+                raise
+            if cancel_call:
+                future.cancel()
+            return await future
+    finally:
+        future = None  # no cycle via a failure
 
 
 # Per loop class: its run_in_executor if that is asyncio's or uvloop's own,
