@@ -503,7 +503,7 @@ class SyncToAsync(Generic[_P, _R]):
         try:
             # A loop class (or instance) with a run_in_executor of its own
             # gets every call through it, as upstream's loops do.
-            direct = loop.run_in_executor.__func__ is _stock_loops[type(loop)]
+            direct = loop.run_in_executor.__func__ is _stock_loops[type(loop)]  # type: ignore[attr-defined]
         except (KeyError, AttributeError):
             direct = _has_stock_run_in_executor(loop)
         try:
@@ -623,7 +623,7 @@ async def _outcome_of(future: "Awaitable[Any]", task_context: "list[asyncio.Task
                 future.cancel()
             return await future
     finally:
-        future = None  # no cycle via a failure
+        future = None  # type: ignore[assignment]  # no cycle via a failure
 
 
 # Per loop class: its run_in_executor if that is asyncio's or uvloop's own,
@@ -655,7 +655,7 @@ _PLUMBING = frozenset({Call.__module__, ContextCarrier.__module__, route.__modul
 def _without_plumbing(tb: "types.TracebackType | None") -> "types.TracebackType | None":
     """*tb* without the frames of the twins' modules: the entries above the
     last of them are copied, the rest shared."""
-    entries = []
+    entries: "list[types.TracebackType]" = []
     last = -1
     entry = tb
     while entry is not None:

@@ -344,11 +344,12 @@ seen = []
 
 def note(executor, fn, args):
     # What instrumentation sees: which kind of executor, and what is run.
+    partial = isinstance(fn, functools.partial)
     seen.append({
         "executor": "default" if executor is None else "an Executor" if hasattr(executor, "submit") else "other",
         "handler": getattr(getattr(fn, "func", None), "__name__", None),
-        "loop first": isinstance(fn, functools.partial) and fn.args[0] is asyncio.get_running_loop(),
-        "calls": getattr(getattr(fn.args[-1], "func", None), "__name__", None) if isinstance(fn, functools.partial) else None,
+        "loop first": partial and fn.args[0] is asyncio.get_running_loop(),
+        "calls": partial and getattr(getattr(fn.args[-1], "func", None), "__name__", None),
         "extra args": len(args),
     })
 
@@ -369,7 +370,8 @@ def threads_by_call(results):
     # "Ran where call n ran", within one run: lanes outlive a run (by design,
     # as WSGI threads outlive a request), upstream's threads do not.
     first = {"T0": "on the loop"}
-    return [[r[0]] + [first.setdefault(label, "where call %d ran" % r[0]) for label in r[1:]] for r in results]
+    return [[r[0]] + [first.setdefault(label, "where call %d ran" % r[0]) for label in r[1:]]
+            for r in results]
 
 async def every_kind_of_call():
     out = [await sync_to_async(user_function)(1)]
@@ -690,7 +692,8 @@ def test_traceback_of_errors_raised_by_the_library_and_through_custom_loops():
                 return super().run_in_executor(executor, fn, *args)
 
         async def custom():
-            for name, kwargs in (("custom loop", {}), ("custom loop, not thread-sensitive", {"thread_sensitive": False})):
+            cases = (("custom loop", {}), ("custom loop, not thread-sensitive", {"thread_sensitive": False}))
+            for name, kwargs in cases:
                 try:
                     await sync_to_async(fail, **kwargs)()
                 except Exception as exc:
