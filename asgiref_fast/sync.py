@@ -87,12 +87,14 @@ class AsyncSingleThreadContext:
 
 class ThreadSensitiveContext:
     """Within this async block, thread-sensitive sync code runs on one thread
-    of its own rather than the process-wide one. Only the outermost block
-    counts, unless ``executor`` is given: then this block runs its
-    thread-sensitive calls on that executor (which must run one call at a
-    time, on one thread), even inside another context. The caller owns that
-    executor; such a context can be entered only once, and tasks that outlive
-    it may not make thread-sensitive calls.
+    of its own rather than the process-wide one; the exit waits, without
+    blocking the loop, until that thread has run the sync work submitted in
+    the block. Only the outermost block counts, unless ``executor`` is given:
+    then this block runs its thread-sensitive calls on that executor (which
+    must run one call at a time, on one thread), even inside another context.
+    The caller owns that executor, and the exit does not wait for it; such a
+    context can be entered only once, and tasks that outlive it may not make
+    thread-sensitive calls.
     """
 
     def __init__(self, *, executor: "Executor | None" = None) -> None:
