@@ -83,6 +83,16 @@ class LaneExecutor(Executor):
         if wait and end is not None and lane.ident != threading.get_ident():
             end.done.result()
 
+    def release(self) -> "Future[None] | None":
+        """End the lease without waiting: None if the lane was idle (it is
+        back in the pool), else a future done once the lane has run the
+        lease's queued and running work."""
+        self.shutdown(wait=False)
+        end, lane = self._end, self._lane
+        if end is None or lane is None or lane.ident == threading.get_ident():
+            return None  # idle, or this is the lane: nothing it could wait for
+        return end.done
+
     def __del__(self) -> None:
         # A context dropped without exiting (its entry in a weak registry
         # gone) still hands its lane back.
@@ -98,7 +108,8 @@ class _EndOfLease:
 
     def __call__(self) -> None:
         self._lane.pool.park(self._lane)
-        self.done.set_result(None)
+        if self.done.set_running_or_notify_cancel():  # False if someone cancelled it
+            self.done.set_result(None)
 
 
 def lend_once(fn: Callable[[], None], then: Callable[[], None]) -> None:

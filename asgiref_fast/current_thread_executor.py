@@ -24,6 +24,7 @@ class FutureWork:
         self._kwargs = kwargs
 
     def __call__(self) -> None:
+        __traceback_hide__ = True  # noqa: F841  # for debug pages and Sentry
         if not self.future.set_running_or_notify_cancel():
             return
         try:

@@ -20,7 +20,7 @@ import types
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from ._impl import Call, ContextCarrier, bind_router, find_inbox, peek, restore_context, route, send
@@ -87,12 +87,14 @@ class AsyncSingleThreadContext:
 
 class ThreadSensitiveContext:
     """Within this async block, thread-sensitive sync code runs on one thread
-    of its own rather than the process-wide one. Only the outermost block
-    counts, unless ``executor`` is given: then this block runs its
-    thread-sensitive calls on that executor (which must run one call at a
-    time, on one thread), even inside another context. The caller owns that
-    executor; such a context can be entered only once, and tasks that outlive
-    it may not make thread-sensitive calls.
+    of its own rather than the process-wide one; the exit waits, without
+    blocking the loop, until that thread has run the sync work submitted in
+    the block. Only the outermost block counts, unless ``executor`` is given:
+    then this block runs its thread-sensitive calls on that executor (which
+    must run one call at a time, on one thread), even inside another context.
+    The caller owns that executor, and the exit does not wait for it; such a
+    context can be entered only once, and tasks that outlive it may not make
+    thread-sensitive calls.
     """
 
     def __init__(self, *, executor: "Executor | None" = None) -> None:
@@ -135,13 +137,35 @@ class ThreadSensitiveContext:
             self._exited = True
         elif executor is not None:
             self._lane_returned = True
-            # Never wait here: the lane may itself be waiting for this loop.
-            # It returns to the pool once it has run this context's work.
-            executor.shutdown(wait=False)
+            # Wait until the lane has run everything submitted in this
+            # context, as upstream's exit does: without blocking the loop
+            # (that work may be waiting for it), and without even yielding
+            # to it when the lane is idle already, the common case.
+            if isinstance(executor, LaneExecutor):
+                done = executor.release()
+            else:  # someone else's executor in our registry
+                done = _shut_down_on_a_thread(executor)
+            if done is not None:
+                # Shielded: cancelling the exit must not cancel the lane's future.
+                await asyncio.shield(asyncio.wrap_future(done))
+
+
+def _shut_down_on_a_thread(executor: Executor) -> "Future[None]":
+    done: "Future[None]" = Future()
+
+    def join() -> None:
+        try:
+            executor.shutdown()
+        finally:
+            done.set_result(None)
+
+    threading.Thread(target=join, daemon=True).start()
+    return done
 
 
 def _call_in_except(exc: "BaseException | None", fn: Callable[..., _R], *args: Any) -> _R:
     """Call *fn* while *exc* is being handled, so sys.exc_info() sees it."""
+    __traceback_hide__ = True  # noqa: F841
     if exc is None:
         return fn(*args)
     try:
@@ -191,6 +215,7 @@ class AsyncToSync(Generic[_P, _R]):
         self.force_new_loop = force_new_loop
 
     def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        __traceback_hide__ = True  # noqa: F841  # for debug pages and Sentry
         main_loop = None
         if not self.force_new_loop:
             # Inside sync_to_async: go back to its loop, unless we have been
@@ -233,7 +258,9 @@ class AsyncToSync(Generic[_P, _R]):
             restore_context(context[0])
             self.executors.current = old_executor
         try:
-            return call_result.result()
+            if call_result.failure is not None:
+                raise call_result.failure  # here: one frame of ours, not two
+            return call_result.value
         finally:
             call_result = None  # type: ignore[assignment]  # no cycle via a failure
 
@@ -293,6 +320,7 @@ class AsyncToSync(Generic[_P, _R]):
     ) -> None:
         """Await *awaitable* on the loop, in the caller's context, and put its
         outcome in *call_result*."""
+        __traceback_hide__ = True  # noqa: F841
         if context is not None:
             restore_context(context[0])
         task = asyncio.current_task()
@@ -325,33 +353,26 @@ class AsyncToSync(Generic[_P, _R]):
 
 
 class _CallResult(Generic[_R]):
-    """The outcome of one async_to_sync call. Set once, on the loop, and read
-    by the caller only after that (no lock needed); ``then``, if set, is
-    called once the outcome is in."""
+    """The outcome of one async_to_sync call (``value`` or ``failure``). Set
+    once, on the loop, and read by the caller only after that (no lock
+    needed); ``then``, if set, is called once the outcome is in."""
 
-    __slots__ = ("_result", "_failure", "then")
+    __slots__ = ("value", "failure", "then")
 
     def __init__(self) -> None:
-        self._failure: "BaseException | None" = None
+        self.value: _R
+        self.failure: "BaseException | None" = None
         self.then: "Callable[[], None] | None" = None
 
     def set_result(self, result: _R) -> None:
-        self._result = result
+        self.value = result
         if self.then is not None:
             self.then()
 
     def set_exception(self, failure: BaseException) -> None:
-        self._failure = failure
+        self.failure = failure
         if self.then is not None:
             self.then()
-
-    def result(self) -> _R:
-        if self._failure is not None:
-            try:
-                raise self._failure
-            finally:
-                self = None  # type: ignore[assignment]  # no cycle via the traceback
-        return self._result
 
 
 def _create_task_on(loop: asyncio.AbstractEventLoop, coro: Any) -> bool:
@@ -479,27 +500,45 @@ class SyncToAsync(Generic[_P, _R]):
             pass
 
     async def __call__(self, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        __traceback_hide__ = True  # noqa: F841  # for debug pages and Sentry
         loop = asyncio.get_running_loop()
-        executor = route(self, loop, _pid) if self._thread_sensitive else self._executor
+        try:
+            # A loop class (or instance) with a run_in_executor of its own
+            # gets every call through it, as upstream's loops do.
+            direct = loop.run_in_executor.__func__ is _stock_loops[type(loop)]  # type: ignore[attr-defined]
+        except (KeyError, AttributeError):
+            direct = _has_stock_run_in_executor(loop)
+        try:
+            executor = route(self, loop, _pid) if self._thread_sensitive else self._executor
+        except BaseException as exc:
+            exc.__traceback__ = _without_plumbing(exc.__traceback__)
+            raise
         own_context = self.context is None
         carrier = ContextCarrier(contextvars.copy_context() if own_context else self.context)  # type: ignore[arg-type]
         # The wrapped call, as a functools.partial: thread_handler overrides
         # (APM agents) look inside it.
         child = functools.partial(self.func, *args, **kwargs)
         task_context: "list[asyncio.Task[Any]]" = []
-        call = Call(
-            functools.partial(
-                self.thread_handler, loop, sys.exc_info(), task_context, carrier, child
-            ),
-            loop,
+        handler = functools.partial(
+            self.thread_handler, loop, sys.exc_info(), task_context, carrier, child
         )
+        if not direct:
+            # Outside the try, as upstream: should it raise, this context
+            # is left as it is (still marked as using the default thread).
+            future = loop.run_in_executor(executor, handler)
         try:
-            send(executor, call, loop)
-            return await _outcome(call, task_context, loop)  # type: ignore[no-any-return]
+            if direct:
+                call = Call(handler, loop)
+                send(executor, call, loop)
+                return await _outcome(call, task_context, loop)  # type: ignore[no-any-return]
+            return await _outcome_of(future, task_context)  # type: ignore[no-any-return]
+        except BaseException as exc:
+            exc.__traceback__ = _without_plumbing(exc.__traceback__)
+            raise
         finally:
             # A failure's traceback holds this frame: keep it from holding
-            # the call, and through it the failure itself.
-            call = None  # type: ignore[assignment]
+            # the call (or future), and through it the failure itself.
+            call = future = None  # type: ignore[assignment]
             if own_context:
                 carrier.restore()
             self.deadlock_context.set(False)
@@ -517,6 +556,7 @@ class SyncToAsync(Generic[_P, _R]):
         """Runs on the worker thread: note where we came from, for nested
         async_to_sync calls, then call ``func(*args, **kwargs)`` with the
         caller's exception (if any) being handled."""
+        __traceback_hide__ = True  # noqa: F841
         threadlocal = self.threadlocal
         saved = threadlocal.__dict__.copy()
         threadlocal.main_event_loop = loop
@@ -535,22 +575,12 @@ class SyncToAsync(Generic[_P, _R]):
 
 async def _outcome(call: Call, task_context: "list[asyncio.Task[Any]]", loop: Any) -> Any:
     """Await *call*'s outcome; on cancellation, pass it on as asgiref does."""
+    __traceback_hide__ = True  # noqa: F841
     try:
         try:
             return await call.future
         except asyncio.CancelledError:
-            cancel_call = True
-            if task_context:
-                # The sync code is waiting in async_to_sync on a task of ours:
-                # cancel that first. If it shrugs the cancellation off, the
-                # sync code will finish normally, and so do we.
-                task = task_context[0]
-                task.cancel()
-                try:
-                    await task
-                    cancel_call = False
-                except asyncio.CancelledError:
-                    pass
+            cancel_call = not await _absorbed_by_async_code(task_context)
             if call.settled or cancel_call:
                 call.cancel()
                 raise
@@ -561,6 +591,87 @@ async def _outcome(call: Call, task_context: "list[asyncio.Task[Any]]", loop: An
         return call.outcome()
     finally:
         call = None  # type: ignore[assignment]  # no cycle via a failure
+
+
+async def _absorbed_by_async_code(task_context: "list[asyncio.Task[Any]]") -> bool:
+    """On cancellation: if the sync code waits in async_to_sync on a task of
+    ours, cancel that task first; True if it shrugs the cancellation off (the
+    sync code will then finish normally, and so must we)."""
+    __traceback_hide__ = True  # noqa: F841
+    if not task_context:
+        return False
+    task = task_context[0]
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        return False
+    return True
+
+
+async def _outcome_of(future: "Awaitable[Any]", task_context: "list[asyncio.Task[Any]]") -> Any:
+    """Await the outcome of a call made through the loop's own
+    run_in_executor; on cancellation, pass it on as asgiref does."""
+    __traceback_hide__ = True  # noqa: F841
+    future = asyncio.ensure_future(future)
+    try:
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            cancel_call = not await _absorbed_by_async_code(task_context)
+            if future.done():
+                raise
+            if cancel_call:
+                future.cancel()
+            return await future
+    finally:
+        future = None  # type: ignore[assignment]  # no cycle via a failure
+
+
+# Per loop class: its run_in_executor if that is asyncio's or uvloop's own,
+# else None. Only then may a hop bypass it.
+_stock_loops: "dict[type, Any]" = {}
+
+
+def _has_stock_run_in_executor(loop: asyncio.AbstractEventLoop) -> bool:
+    cls = type(loop)
+    if cls not in _stock_loops:
+        owner = next((c for c in cls.__mro__ if "run_in_executor" in vars(c)), None)
+        stock = owner is asyncio.BaseEventLoop or (
+            owner is not None and (owner.__module__, owner.__qualname__) == ("uvloop.loop", "Loop")
+        )
+        _stock_loops[cls] = cls.run_in_executor if stock else None
+    # Through the bound method, not loop.__dict__: asking for an object's
+    # __dict__ makes CPython build one, which slows every attribute access
+    # on the loop from then on.
+    stock = _stock_loops[cls]
+    return stock is not None and getattr(loop.run_in_executor, "__func__", None) is stock
+
+
+# The twins' modules. Their frames in a failure's traceback are plumbing of
+# the hop; a compiled frame cannot hide itself with __traceback_hide__, so
+# they are left out instead, from both twins alike.
+_PLUMBING = frozenset({Call.__module__, ContextCarrier.__module__, route.__module__})
+
+
+def _without_plumbing(tb: "types.TracebackType | None") -> "types.TracebackType | None":
+    """*tb* without the frames of the twins' modules: the entries above the
+    last of them are copied, the rest shared."""
+    entries: "list[types.TracebackType]" = []
+    last = -1
+    entry = tb
+    while entry is not None:
+        if entry.tb_frame.f_globals.get("__name__") in _PLUMBING:
+            last = len(entries)
+        entries.append(entry)
+        entry = entry.tb_next
+    if last < 0:
+        return tb
+    rest = entries[last].tb_next
+    for entry in reversed(entries[:last]):
+        if entry.tb_frame.f_globals.get("__name__") not in _PLUMBING:
+            rest = types.TracebackType(rest, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return rest
 
 
 _pid = os.getpid()

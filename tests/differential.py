@@ -39,9 +39,11 @@ def record(key, value):
     _observed[key] = value
 
 def thread_label(thread=None):
-    ident = (thread or _threading.current_thread()).ident
+    # By thread object, kept alive here: a new thread may reuse the ident of
+    # one that has ended.
+    thread = thread or _threading.current_thread()
     with _labels_lock:
-        return _labels.setdefault(ident, "T%d" % len(_labels))
+        return _labels.setdefault(thread, "T%d" % len(_labels))
 
 thread_label(_threading.main_thread())
 

@@ -92,8 +92,10 @@ async def test_cancelled_contexts_return_their_lanes_once_free(small_pool, stres
         started.append(c)
         assert gate.wait(GATE_SECONDS)
 
+    entered = {}
+
     async def doomed(c):
-        async with ThreadSensitiveContext():
+        async with ThreadSensitiveContext() as entered[c]:
             lanes[c] = await sync_to_async(current)()
             queued = [sync_to_async(ran_after_cancel.append)(c) for _ in range(5)]
             await asyncio.gather(sync_to_async(blocker)(c), *queued)
@@ -107,7 +109,11 @@ async def test_cancelled_contexts_return_their_lanes_once_free(small_pool, stres
         await until(lambda: len(started) == contexts)
         for task in tasks:
             task.cancel()
-        # Cancelling does not wait for the blocked sync code...
+        # Each exit waits for its context's blocked sync code, as upstream's
+        # does; cancelling that wait too ends the task...
+        await until(lambda: all(context.token is None for context in entered.values()))
+        for task in tasks:
+            task.cancel()
         async with asyncio.timeout(5):
             outcomes = await asyncio.gather(*tasks, return_exceptions=True)
         assert all(isinstance(o, asyncio.CancelledError) for o in outcomes)

@@ -2,10 +2,12 @@
 
 import asyncio
 import contextvars
+import functools
 import threading
 
 import pytest
 
+from asgiref_fast._lanes import LaneExecutor
 from asgiref_fast.sync import ThreadSensitiveContext, async_to_sync, sync_to_async
 
 try:
@@ -86,3 +88,32 @@ def test_async_to_sync_from_sync_code_under_uvloop_policy():
         assert async_to_sync(which_loop)().startswith("uvloop")
     finally:
         asyncio.set_event_loop_policy(old)
+
+
+@pytest.mark.parametrize("loop_factory", LOOPS)
+def test_only_a_stock_run_in_executor_is_bypassed(loop_factory, monkeypatch):
+    # asyncio's and uvloop's own run_in_executor is skipped (the hop goes
+    # straight to the lane, no Executor.submit); one patched onto the loop
+    # (instrumentation does that) gets the call, as upstream's loops do.
+    submitted = []
+    submit = LaneExecutor.submit
+
+    def counting_submit(self, fn, /, *args, **kwargs):
+        submitted.append(fn)
+        return submit(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(LaneExecutor, "submit", counting_submit)
+
+    async def main():
+        async with ThreadSensitiveContext():
+            await sync_to_async(threading.get_ident)()
+        await sync_to_async(threading.get_ident)()
+        stock = len(submitted)
+        loop = asyncio.get_running_loop()
+        loop.run_in_executor = functools.partial(type(loop).run_in_executor, loop)
+        async with ThreadSensitiveContext():
+            await sync_to_async(threading.get_ident)()
+        await sync_to_async(threading.get_ident)()
+        return stock, len(submitted)
+
+    assert run(loop_factory, main) == (0, 2)

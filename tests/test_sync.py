@@ -103,16 +103,31 @@ async def test_busy_lane_is_not_lent_to_the_next_context():
         assert release.wait(10)
         return current()
 
-    async with ThreadSensitiveContext():
-        busy_thread = await sync_to_async(current)()
-        outliving = asyncio.create_task(sync_to_async(block)())
-        await asyncio.wait_for(asyncio.to_thread(started.wait, 10), 15)
+    context = ThreadSensitiveContext()
+    left = {}
+
+    async def leave_work_behind():
+        async with context:
+            left["thread"] = await sync_to_async(current)()
+            left["task"] = asyncio.create_task(sync_to_async(block)())
+            await asyncio.wait_for(asyncio.to_thread(started.wait, 10), 15)
+
+    # The exit waits for the context's work; cancelling that wait leaves the
+    # lane busy with it.
+    leaving = asyncio.create_task(leave_work_behind())
     try:
+        async with asyncio.timeout(10):
+            while "task" not in left or context.token is not None or not started.is_set():
+                await asyncio.sleep(0.001)
+        assert not leaving.done()  # waiting in the exit
+        leaving.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await leaving
         async with ThreadSensitiveContext():
-            assert await asyncio.wait_for(sync_to_async(current)(), 10) is not busy_thread
+            assert await asyncio.wait_for(sync_to_async(current)(), 10) is not left["thread"]
     finally:
         release.set()
-    assert await asyncio.wait_for(outliving, 10) is busy_thread
+    assert await asyncio.wait_for(left["task"], 10) is left["thread"]
 
 
 @pytest.mark.asyncio
