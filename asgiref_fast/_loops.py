@@ -24,6 +24,7 @@ shared instance first, then closes it.
 
 import asyncio
 import contextvars
+import operator
 import os
 import sys
 import threading
@@ -33,7 +34,7 @@ from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Coroutine
 from typing import Any
 
-from ._impl import find_inbox, inbox_for
+from ._impl import inbox_for
 
 _thread = threading.local()
 
@@ -46,8 +47,8 @@ if sys.version_info >= (3, 14):
     # 3.14 deprecates the policy API (3.16 removes it), but asyncio.run still
     # makes its loop through the policy, with these.
     _current_policy = getattr(asyncio.events, "_get_event_loop_policy", lambda: None)
-    _DefaultPolicy = getattr(asyncio.unix_events if sys.platform != "win32" else asyncio.windows_events,
-                             "_DefaultEventLoopPolicy", type(None))
+    _policies = asyncio.windows_events if sys.platform == "win32" else asyncio.unix_events
+    _DefaultPolicy = getattr(_policies, "_DefaultEventLoopPolicy", type(None))
 else:
     _current_policy = asyncio.get_event_loop_policy
     _DefaultPolicy = asyncio.DefaultEventLoopPolicy
@@ -56,6 +57,18 @@ if sys.version_info >= (3, 12):  # asyncio.run bounds the executor's shutdown
     _EXECUTOR_JOIN_TIMEOUT: "tuple[float, ...]" = (asyncio.constants.THREAD_JOIN_TIMEOUT,)
 else:
     _EXECUTOR_JOIN_TIMEOUT = ()
+
+if sys.platform != "win32" and type(getattr(os.environ, "_data", None)) is dict:
+    _environ = os.environ._data
+
+    def _debug_mode() -> bool:
+        """What debug mode a new loop starts in (asyncio's own test, without
+        os.environ's encoding of the name on each read)."""
+        if sys.flags.dev_mode:
+            return True
+        return not sys.flags.ignore_environment and bool(_environ.get(b"PYTHONASYNCIODEBUG"))
+else:
+    _debug_mode = coroutines._is_debug_mode
 
 # Instance attributes whose values can be put back exactly.
 _PLAIN = (type(None), bool, int, float, str)
@@ -69,13 +82,13 @@ def run(coro: "Coroutine[Any, Any, Any]") -> Any:
         close()  # the policy changed (uvloop.install()...): a loop of its own
         loop = None
     if loop is None or loop.is_closed():
-        loop = _thread.loop = asyncio.new_event_loop()
+        loop = _thread.loop = asyncio.events.new_event_loop()  # as asyncio.run makes it
         _thread.policy = policy
         _warm.add(loop)
         _thread.as_new = _snapshot(loop, policy)
     else:
-        loop.set_debug(coroutines._is_debug_mode())  # as a new loop reads it, now
-    asyncio.set_event_loop(loop)
+        loop.set_debug(_debug_mode())  # as a new loop reads it, now
+    asyncio.events.set_event_loop(loop)
     task = None
     try:
         task = loop.create_task(_stop_when_done(loop, coro), context=contextvars.copy_context())
@@ -100,7 +113,7 @@ def run(coro: "Coroutine[Any, Any, Any]") -> Any:
             if pending or getattr(loop, "_default_executor", True) is not None:
                 loop.run_until_complete(loop.shutdown_default_executor(*_EXECUTOR_JOIN_TIMEOUT))
         finally:
-            asyncio.set_event_loop(None)
+            asyncio.events.set_event_loop(None)
             if not _scrub(loop, _thread.as_new):
                 close()
 
@@ -177,19 +190,27 @@ def _finish_leftover_tasks(loop: asyncio.AbstractEventLoop) -> None:
 class _AsNew:
     """What a loop was like when it was made, to tell whether it is again."""
 
-    __slots__ = ("plain", "others", "size", "ref", "holders")
+    __slots__ = ("plain", "others", "objects", "empty", "scheduled", "size", "registered", "ref", "holders")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         state = loop.__dict__
         self.plain = {k: v for k, v in state.items() if type(v) in _PLAIN}
         # The rest (the ready queue, the timer heap, the selector, the
         # self-pipe's sockets, registries of transports, generators,
-        # signal handlers...) must still be the same objects, as empty.
-        self.others = tuple(
-            (k, v, len(v) if hasattr(type(v), "__len__") else None)
-            for k, v in state.items() if type(v) not in _PLAIN
+        # signal handlers...) must still be the same objects, and the
+        # registries as empty as they are now (a weak one is looked at
+        # through its plain container: as cheap as a dict's).
+        others = {k: v for k, v in state.items() if type(v) not in _PLAIN}
+        self.others = operator.itemgetter(*others)
+        self.objects = tuple(others.values())
+        self.scheduled = loop._scheduled
+        self.empty = tuple(
+            getattr(v, "data", v) for k, v in others.items()
+            if k not in ("_ready", "_scheduled") and hasattr(type(v), "__len__") and not len(v)
         )
         self.size = len(state)
+        # The self-pipe, and the bell of the loop's inbox.
+        self.registered = len(loop._selector.get_map())
         # The loop's plain weak reference: weakref.ref(loop) hands this same
         # one to anyone who asks, so its holders are counted too.
         self.ref = weakref.ref(loop)
@@ -203,10 +224,13 @@ def _snapshot(loop: asyncio.AbstractEventLoop, policy: Any) -> "_AsNew | None":
         return None
     if type(loop) is not asyncio.SelectorEventLoop or not isinstance(loop, BaseSelectorEventLoop):
         return None
-    # The loop's inbox (for hops back to it) is the loop's own: made now,
-    # so that its references to the loop count as the loop's own too.
-    inbox_for(loop)
-    as_new = _AsNew(loop)
+    try:
+        # The loop's inbox (for hops back to it) is the loop's own: made
+        # now, so that its references to the loop count as the loop's too.
+        inbox_for(loop)
+        as_new = _AsNew(loop)
+    except AttributeError:  # a Python whose loop internals differ
+        return None
     as_new.holders = _holders(loop, as_new)
     return as_new
 
@@ -222,30 +246,28 @@ def _scrub(loop: asyncio.AbstractEventLoop, as_new: "_AsNew | None") -> bool:
     """Reset *loop* to as-new; False if that cannot be done with certainty."""
     if as_new is None:
         return False
+    state = loop.__dict__
     try:
-        # Only the loop's own self-pipe may remain registered, and the bell
-        # of its inbox, which belongs to the loop as much.
-        inbox = find_inbox(loop)
-        if len(loop._selector.get_map()) != 1 + (inbox is not None and inbox.bell is not None):
+        if len(loop._selector.get_map()) != as_new.registered:
+            return False  # a descriptor left registered
+        # Callbacks and timers are dropped as loop.close() drops them: not
+        # cancelled. The loop may have swapped in a new timer heap (to shed
+        # cancelled timers): the first one goes back.
+        state["_ready"].clear()
+        state["_scheduled"].clear()
+        as_new.scheduled.clear()
+        state["_scheduled"] = as_new.scheduled
+    except (AttributeError, KeyError):  # a Python whose loop internals differ
+        return False
+    state.update(as_new.plain)  # the settings, put back
+    try:
+        if (
+            len(state) != as_new.size  # an attribute added
+            or not all(map(operator.is_, as_new.others(state), as_new.objects))
+            or any(as_new.empty)
+        ):
             return False
-        state = loop.__dict__
-        # Dropped as loop.close() drops them: not cancelled.
-        loop._ready.clear()
-        scheduled = loop._scheduled
-        scheduled.clear()
-        state.update(as_new.plain)
-        if len(state) != as_new.size:
-            return False
-        for key, value, size in as_new.others:
-            if key == "_scheduled" and state[key] is not value:
-                # The loop may have swapped in a new heap (to drop cancelled
-                # timers): put the first one back.
-                value.clear()
-                state[key] = value
-            elif state.get(key, as_new) is not value or (size is not None and len(value) != size):
-                return False
-        del scheduled, inbox
-    except AttributeError:  # a Python whose loop internals differ
+    except KeyError:  # an attribute removed
         return False
     # Last, once the call's own references are gone: anyone else's.
     return _holders(loop, as_new) == as_new.holders
