@@ -59,14 +59,16 @@ else:
     _EXECUTOR_JOIN_TIMEOUT = ()
 
 if sys.platform != "win32" and type(getattr(os.environ, "_data", None)) is dict:
-    _environ = os.environ._data
+    _environ, _environ_data = os.environ, os.environ._data
 
     def _debug_mode() -> bool:
-        """What debug mode a new loop starts in (asyncio's own test, without
-        os.environ's encoding of the name on each read)."""
+        """What debug mode a new loop starts in: asyncio's own test, without
+        os.environ's encoding of the name on each read."""
+        if os.environ is not _environ:  # replaced wholesale: ask it
+            return coroutines._is_debug_mode()
         if sys.flags.dev_mode:
             return True
-        return not sys.flags.ignore_environment and bool(_environ.get(b"PYTHONASYNCIODEBUG"))
+        return not sys.flags.ignore_environment and bool(_environ_data.get(b"PYTHONASYNCIODEBUG"))
 else:
     _debug_mode = coroutines._is_debug_mode
 

@@ -10,6 +10,7 @@ once with plain calls (a lane lent per call) and once inside an
 would most surely come back.
 """
 
+import sys
 import textwrap
 
 import pytest
@@ -114,6 +115,32 @@ def test_exception_handler_and_task_factory_start_as_new(mode):
     """, mode)
     assert ours == upstream
     assert upstream["second call"] == [True, True]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager tasks came with Python 3.12")
+@pytest.mark.parametrize("mode", MODES)
+def test_an_eager_task_factory_does_not_carry_over(mode):
+    # Python 3.12+: a task factory that runs tasks' first steps at once.
+    upstream, ours = run("""
+        async def step(started):
+            started.append(True)
+
+        async def eager_here(install):
+            loop = asyncio.get_running_loop()
+            if install:
+                loop.set_task_factory(asyncio.eager_task_factory)
+            started = []
+            task = asyncio.ensure_future(step(started))
+            ran_at_once = bool(started)
+            await task
+            return ran_at_once
+
+        with calls():
+            record("installing call", a2s(eager_here, True))
+            record("next call", a2s(eager_here, False))
+    """, mode)
+    assert ours == upstream
+    assert upstream == {"installing call": True, "next call": False}
 
 
 @pytest.mark.parametrize("mode", MODES)

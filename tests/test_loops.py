@@ -181,3 +181,55 @@ def test_stopping_the_loop_early_fails_as_asyncio_run_does():
         else:
             raise AssertionError("no RuntimeError")
         assert async_to_sync(fine)() == 42  # the warm loop still serves
+
+
+def _count_new_loops(monkeypatch):
+    made = []
+    new_event_loop = asyncio.events.new_event_loop
+
+    def counting():
+        made.append(1)
+        return new_event_loop()
+
+    monkeypatch.setattr(asyncio.events, "new_event_loop", counting)
+    return made
+
+
+def test_a_loop_whose_settings_were_changed_is_reset_and_stays_warm(monkeypatch):
+    made = _count_new_loops(monkeypatch)
+
+    async def tune():
+        loop = asyncio.get_running_loop()
+        loop.set_debug(True)
+        loop.slow_callback_duration = 3.0
+        loop.set_exception_handler(lambda loop, context: None)
+        loop.set_task_factory(lambda loop, coro, **kw: asyncio.Task(coro, loop=loop, **kw))
+        loop.call_later(3600, print)
+        await loop.run_in_executor(None, lambda: None)
+
+    async def settings():
+        loop = asyncio.get_running_loop()
+        return loop.get_debug(), loop.slow_callback_duration, loop.get_exception_handler(), loop.get_task_factory()
+
+    with AsyncSingleThreadContext():
+        async_to_sync(settings)()  # the context's thread gets its loop
+        made.clear()
+        for _ in range(3):
+            async_to_sync(tune)()
+            assert async_to_sync(settings)() == (False, 0.1, None, None)
+    assert made == []  # every call found the warm loop as new again
+
+
+def test_a_loop_someone_still_holds_is_closed_and_replaced(monkeypatch):
+    made = _count_new_loops(monkeypatch)
+    kept = []
+
+    async def keep():
+        kept.append(asyncio.get_running_loop())
+
+    with AsyncSingleThreadContext():
+        async_to_sync(keep)()
+        assert kept[0].is_closed()  # as asyncio.run leaves it
+        made.clear()
+        async_to_sync(keep)()
+    assert made == [1] and kept[1] is not kept[0]
