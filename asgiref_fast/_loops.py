@@ -65,7 +65,7 @@ if sys.platform != "win32" and type(getattr(os.environ, "_data", None)) is dict:
         """What debug mode a new loop starts in: asyncio's own test, without
         os.environ's encoding of the name on each read."""
         if os.environ is not _environ:  # replaced wholesale: ask it
-            return coroutines._is_debug_mode()
+            return bool(coroutines._is_debug_mode())
         if sys.flags.dev_mode:
             return True
         return not sys.flags.ignore_environment and bool(_environ_data.get(b"PYTHONASYNCIODEBUG"))
