@@ -343,6 +343,9 @@ class AsyncToSync(Generic[_P, _R]):
                 task_context.remove(task)  # type: ignore[union-attr, arg-type]
             # Before the outcome: the caller may wake as soon as it is set.
             context[0] = contextvars.copy_context()
+        # A failure's traceback keeps this frame: let it not keep the task,
+        # nor through it the loop (which could then not be reused).
+        task = None
         try:
             if failure is None:
                 call_result.set_result(result)  # type: ignore[arg-type]

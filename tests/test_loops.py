@@ -4,6 +4,7 @@ as a fresh asyncio.run would: nothing of one call survives into the next."""
 import asyncio
 import socket
 import threading
+import warnings
 
 from asgiref_fast.sync import AsyncSingleThreadContext, async_to_sync
 
@@ -77,12 +78,12 @@ def test_a_loop_with_registered_descriptors_is_replaced():
             return id(loop)
 
         async def loop_id():
-            return id(asyncio.get_running_loop()), len(asyncio.get_running_loop()._selector.get_map())
+            return id(asyncio.get_running_loop()), left.fileno() in asyncio.get_running_loop()._selector.get_map()
 
         with AsyncSingleThreadContext():
             first = async_to_sync(register)()
             second, registered = async_to_sync(loop_id)()
-        assert registered == 1  # only the new loop's own wake-up pipe
+        assert not registered  # a new loop, watching only its own descriptors
     finally:
         left.close()
         right.close()
@@ -101,7 +102,11 @@ def test_exceptions_and_results_still_cross():
 
 
 def test_a_new_event_loop_policy_gets_a_loop_of_its_own():
-    class Policy(asyncio.DefaultEventLoopPolicy):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the policy API, on 3.14+
+        base = asyncio.DefaultEventLoopPolicy
+
+    class Policy(base):  # type: ignore[misc, valid-type]
         def new_event_loop(self):
             loop = super().new_event_loop()
             loop.made_by_policy = True
@@ -110,14 +115,18 @@ def test_a_new_event_loop_policy_gets_a_loop_of_its_own():
     async def made_by_policy():
         return getattr(asyncio.get_running_loop(), "made_by_policy", False)
 
+    def set_policy(policy):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            asyncio.set_event_loop_policy(policy)
+
     with AsyncSingleThreadContext():  # same thread, so the warm loop is at hand
         assert async_to_sync(made_by_policy)() is False
-        old = asyncio.get_event_loop_policy()
-        asyncio.set_event_loop_policy(Policy())
+        set_policy(Policy())
         try:
             assert async_to_sync(made_by_policy)() is True
         finally:
-            asyncio.set_event_loop_policy(old)
+            set_policy(None)
         assert async_to_sync(made_by_policy)() is False
 
 
@@ -172,3 +181,55 @@ def test_stopping_the_loop_early_fails_as_asyncio_run_does():
         else:
             raise AssertionError("no RuntimeError")
         assert async_to_sync(fine)() == 42  # the warm loop still serves
+
+
+def _count_new_loops(monkeypatch):
+    made = []
+    new_event_loop = asyncio.events.new_event_loop
+
+    def counting():
+        made.append(1)
+        return new_event_loop()
+
+    monkeypatch.setattr(asyncio.events, "new_event_loop", counting)
+    return made
+
+
+def test_a_loop_whose_settings_were_changed_is_reset_and_stays_warm(monkeypatch):
+    made = _count_new_loops(monkeypatch)
+
+    async def tune():
+        loop = asyncio.get_running_loop()
+        loop.set_debug(True)
+        loop.slow_callback_duration = 3.0
+        loop.set_exception_handler(lambda loop, context: None)
+        loop.set_task_factory(lambda loop, coro, **kw: asyncio.Task(coro, loop=loop, **kw))
+        loop.call_later(3600, print)
+        await loop.run_in_executor(None, lambda: None)
+
+    async def settings():
+        loop = asyncio.get_running_loop()
+        return loop.get_debug(), loop.slow_callback_duration, loop.get_exception_handler(), loop.get_task_factory()
+
+    with AsyncSingleThreadContext():
+        async_to_sync(settings)()  # the context's thread gets its loop
+        made.clear()
+        for _ in range(3):
+            async_to_sync(tune)()
+            assert async_to_sync(settings)() == (False, 0.1, None, None)
+    assert made == []  # every call found the warm loop as new again
+
+
+def test_a_loop_someone_still_holds_is_closed_and_replaced(monkeypatch):
+    made = _count_new_loops(monkeypatch)
+    kept = []
+
+    async def keep():
+        kept.append(asyncio.get_running_loop())
+
+    with AsyncSingleThreadContext():
+        async_to_sync(keep)()
+        assert kept[0].is_closed()  # as asyncio.run leaves it
+        made.clear()
+        async_to_sync(keep)()
+    assert made == [1] and kept[1] is not kept[0]
