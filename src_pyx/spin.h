@@ -77,6 +77,8 @@ typedef struct {
     long spins;          /* spins granted */
     long spins_moved;    /* ... that saw their signal */
     long refused_busy;   /* spins refused: no core to spare machine-wide */
+    long handoffs;       /* hand-off waits */
+    long handoffs_late;  /* ... that gave up before the signaller let go */
 } asf_spin_state;
 
 /* With more consumers than this busy, others are likely waiting for the
@@ -175,11 +177,14 @@ static inline void asf_handoff(asf_spin_state *s, long *signal_epoch) {
        spin in once it lets go. */
     if (budget <= 0 || asf_load(&s->max_spinners) <= 0 || !asf_core_to_spare(s))
         return;
+    asf_add(&s->handoffs, 1);
     start = asf_now_ns();
     for (i = 1; asf_load(&s->epoch) == asf_load(signal_epoch); i++) {
         asf_pause();
-        if ((i & 31) == 0 && asf_now_ns() - start >= budget)
+        if ((i & 31) == 0 && asf_now_ns() - start >= budget) {
+            asf_add(&s->handoffs_late, 1);
             break;
+        }
     }
 #else
     (void)s;

@@ -16,6 +16,8 @@ cdef extern from "spin.h":
         long spins
         long spins_moved
         long refused_busy
+        long handoffs
+        long handoffs_late
 
     ctypedef struct asf_waiter:
         unsigned int skip

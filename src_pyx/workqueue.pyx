@@ -98,6 +98,8 @@ def spinning_report():
         spins=asf_load(&_spin.spins),
         spins_moved=asf_load(&_spin.spins_moved),
         refused_busy=asf_load(&_spin.refused_busy),
+        handoffs=asf_load(&_spin.handoffs),
+        handoffs_late=asf_load(&_spin.handoffs_late),
     )
 
 
