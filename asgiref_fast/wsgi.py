@@ -4,12 +4,12 @@ import asyncio
 import re
 import sys
 import threading
-from collections import deque
+from collections import defaultdict, deque  # noqa: F401  (defaultdict: asgiref's module has the name)
 from collections.abc import Callable, Iterable
 from tempfile import SpooledTemporaryFile
 from typing import Any
 
-from .sync import AsyncToSync, SyncToAsync, sync_to_async
+from .sync import AsyncToSync, SyncToAsync, sync_to_async  # noqa: F401  (AsyncToSync: asgiref's module has the name)
 
 # Request bodies up to this size stay in memory; larger ones go to disk.
 _SPOOL_MAX_SIZE = 65536
@@ -122,10 +122,7 @@ class WsgiToAsgiInstance:
             while more_body:
                 message = await receive()
                 if message["type"] != "http.request":
-                    raise ValueError(
-                        "WSGI wrapper received a non-HTTP-request message: "
-                        f"{message['type']!r}"
-                    )
+                    raise ValueError("WSGI wrapper received a non-HTTP-request message")
                 body.write(message.get("body", b""))
                 more_body = message.get("more_body", False)
             body.seek(0)
@@ -327,11 +324,9 @@ class WsgiToAsgiInstance:
 
     def _ensure_response_started(self) -> None:
         if not self.response_started:
-            if not hasattr(self, "response_start"):
-                raise AttributeError(
-                    "The WSGI application returned without calling start_response"
-                )
             self.response_started = True
+            # An app that never called start_response gets asgiref's error:
+            # this instance has no attribute 'response_start'.
             self.sync_send(self.response_start)
 
 
