@@ -603,7 +603,9 @@ async def test_with_application_communicator():
 def small_pool(monkeypatch):
     import _reliability
 
-    return _reliability.small_pool(monkeypatch)
+    pool = _reliability.small_pool(monkeypatch)
+    yield pool
+    _reliability.retire_idle_lanes(pool)
 
 
 async def stalled_request(app, in_context=False, stall_at=0):
