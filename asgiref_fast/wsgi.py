@@ -398,6 +398,10 @@ class _Outbox:
             while True:
                 with self._ready:
                     if not self._pending or self._error is not None:
+                        # Under the lock that put() takes: a message put
+                        # after this starts a new pump.
+                        self._pumping = False
+                        self._ready.notify_all()
                         break
                     message = self._pending.popleft()
                     self._ready.notify_all()
@@ -412,9 +416,6 @@ class _Outbox:
                     if not self._unsent:
                         self._ready.notify_all()
         finally:
-            with self._ready:
-                self._pumping = False
-                self._ready.notify_all()
             self._pump_task = None
             if task_context is not None:
                 task_context.remove(task)  # type: ignore[arg-type]
