@@ -15,6 +15,7 @@ import contextvars
 import itertools
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
@@ -141,6 +142,7 @@ class _Lane:
         self.queue = WorkQueue()
         self.ident: "int | None" = None
         self.pool = pool
+        self.parked_at = 0.0  # when it last went back to the pool (monotonic)
         self.forks = _forks  # the process it belongs to, as forks go
         threading.Thread(
             target=self._serve, name=f"asgiref_fast-lane-{next(_names)}", daemon=True
@@ -150,13 +152,19 @@ class _Lane:
         self.ident = threading.get_ident()
         pool, pop = self.pool, self.queue.pop
         try:
+            wait = pool.idle_seconds
             while True:
-                item = pop(pool.idle_seconds)
+                item = pop(wait)
                 if item is not None:
                     item()
                     del item
-                elif self.queue.closed or pool.retire(self):
+                    wait = pool.idle_seconds
+                elif self.queue.closed:
                     return
+                else:
+                    wait = pool.retire(self)
+                    if not wait:
+                        return
         finally:
             _loops.close()
 
@@ -188,19 +196,26 @@ class _LanePool:
     def park(self, lane: _Lane) -> None:
         with self._lock:
             if len(self._idle) < self.max_idle:
+                lane.parked_at = time.monotonic()
                 self._idle.append(lane)
                 return
         lane.queue.close()  # enough lanes wait idle already: this one retires
 
-    def retire(self, lane: _Lane) -> bool:
-        """Retire *lane* if it is idle in the pool; False if it is lent."""
+    def retire(self, lane: _Lane) -> float:
+        """Called by *lane* when it has had nothing to do for a while:
+        retire it if it has waited in the pool for ``idle_seconds`` (0.0);
+        otherwise how long it should wait before asking again. Its idle time
+        counts from when it was parked, not from its last work: a lane lent
+        for long without work is not retired the moment it comes back."""
         with self._lock:
-            try:
-                self._idle.remove(lane)
-            except ValueError:
-                return False
+            if lane not in self._idle:
+                return self.idle_seconds  # lent
+            left = lane.parked_at + self.idle_seconds - time.monotonic()
+            if left > 0:
+                return left
+            self._idle.remove(lane)
         lane.queue.close()
-        return True
+        return 0.0
 
     def idle_count(self) -> int:
         with self._lock:

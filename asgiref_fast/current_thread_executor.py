@@ -2,6 +2,7 @@
 blocked waiting for async code (inside ``async_to_sync``)."""
 
 import threading
+from collections import deque  # noqa: F401  (asgiref's module has the name)
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar

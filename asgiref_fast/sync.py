@@ -20,8 +20,10 @@ import types
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
+# InvalidStateError, Dict, List, Optional: unused, but asgiref's module
+# has these names, and code may reach them here.
+from concurrent.futures import Executor, Future, InvalidStateError, ThreadPoolExecutor  # noqa: F401
+from typing import TYPE_CHECKING, Any, Dict, Generic, List, Optional, ParamSpec, TypeVar, overload  # noqa: F401
 
 from ._impl import Call, ContextCarrier, bind_router, find_inbox, peek, restore_context, route, send
 from . import _loops

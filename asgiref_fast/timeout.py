@@ -6,7 +6,7 @@ New code should use :func:`asyncio.timeout`.
 import asyncio
 import warnings
 from types import TracebackType
-from typing import Any
+from typing import Any, Optional  # noqa: F401  (Optional: asgiref's module has the name)
 
 
 class timeout:

@@ -4,12 +4,12 @@ import asyncio
 import re
 import sys
 import threading
-from collections import deque
+from collections import defaultdict, deque  # noqa: F401  (defaultdict: asgiref's module has the name)
 from collections.abc import Callable, Iterable
 from tempfile import SpooledTemporaryFile
 from typing import Any
 
-from .sync import sync_to_async
+from .sync import AsyncToSync, SyncToAsync, sync_to_async  # noqa: F401  (AsyncToSync: asgiref's module has the name)
 
 # Request bodies up to this size stay in memory; larger ones go to disk.
 _SPOOL_MAX_SIZE = 65536
@@ -122,10 +122,7 @@ class WsgiToAsgiInstance:
             while more_body:
                 message = await receive()
                 if message["type"] != "http.request":
-                    raise ValueError(
-                        "WSGI wrapper received a non-HTTP-request message: "
-                        f"{message['type']!r}"
-                    )
+                    raise ValueError("WSGI wrapper received a non-HTTP-request message")
                 body.write(message.get("body", b""))
                 more_body = message.get("more_body", False)
             body.seek(0)
@@ -134,8 +131,14 @@ class WsgiToAsgiInstance:
             self.sync_send = outbox.put
             try:
                 await self.run_wsgi_app(body)
+            except asyncio.CancelledError:
+                # Nothing may reach send() once we are gone: a thread still
+                # running gets the CancelledError at its next message.
+                outbox.close()
+                raise
             finally:
-                await outbox.flush()
+                if not outbox.closed:
+                    await outbox.flush()
 
     def build_environ(self, scope: Any, body: Any) -> dict[str, Any]:
         """Build the WSGI environ for ``scope`` with ``body`` as ``wsgi.input``.
@@ -251,6 +254,12 @@ class WsgiToAsgiInstance:
         Unlike asgiref, the response iterable's ``close()`` is always called
         once the response is over, as PEP 3333 requires.
         """
+        outbox = self._outbox()
+        if outbox is not None:
+            # While a send is in flight, cancelling this call cancels that
+            # send first, as asgiref's would: this thread then gets the
+            # CancelledError, and the call ends once the thread is done.
+            outbox.task_context = getattr(SyncToAsync.threadlocal, "task_context", None)
         try:
             environ = self.build_environ(self.scope, body)
         except ValueError as exc:
@@ -303,19 +312,21 @@ class WsgiToAsgiInstance:
             if close is not None:
                 close()
 
-    def _outbox_wait(self) -> None:
+    def _outbox(self) -> "_Outbox | None":
         # sync_send is the outbox's put, unless a subclass replaced it.
         outbox = getattr(self.sync_send, "__self__", None)
-        if isinstance(outbox, _Outbox):
+        return outbox if isinstance(outbox, _Outbox) else None
+
+    def _outbox_wait(self) -> None:
+        outbox = self._outbox()
+        if outbox is not None:
             outbox.wait_sent()
 
     def _ensure_response_started(self) -> None:
         if not self.response_started:
-            if not hasattr(self, "response_start"):
-                raise AttributeError(
-                    "The WSGI application returned without calling start_response"
-                )
             self.response_started = True
+            # An app that never called start_response gets asgiref's error:
+            # this instance has no attribute 'response_start'.
             self.sync_send(self.response_start)
 
 
@@ -327,7 +338,8 @@ class _Outbox:
     and goes on; it waits only when ``AHEAD`` messages are still unsent (so
     memory stays bounded), or when told to (``wait_sent``). A failed ``send``
     is raised in the thread at its next message or wait, or by ``flush()``
-    once the app is done.
+    once the app is done. ``close()`` (the ASGI call was cancelled) cancels
+    the send in flight and drops the rest: the thread gets a CancelledError.
     """
 
     AHEAD = 4
@@ -339,9 +351,15 @@ class _Outbox:
         self._pending: "deque[Any]" = deque()
         self._unsent = 0  # pending, or being sent
         self._pumping = False  # a pump task is scheduled or running
+        self._pump_task: "asyncio.Task[None] | None" = None
         self._error: "BaseException | None" = None
         self._error_seen = False
         self._caught_up: "asyncio.Event | None" = None
+        self.closed = False
+        # The sync_to_async call's task_context (set by the WSGI thread): a
+        # running pump is listed there, so that cancelling the call cancels
+        # its send, as asgiref's async_to_sync(send) task would be.
+        self.task_context: "list[asyncio.Task[Any]] | None" = None
 
     def put(self, message: Any) -> None:
         """Send *message*; called on the WSGI thread."""
@@ -369,42 +387,70 @@ class _Outbox:
             raise self._error
 
     def _start_pump(self) -> None:
-        self._loop.create_task(self._pump())
+        if not self.closed:
+            self._pump_task = self._loop.create_task(self._pump())
 
     async def _pump(self) -> None:
-        while True:
-            with self._ready:
-                if not self._pending or self._error is not None:
-                    self._pumping = False
-                    self._ready.notify_all()
-                    break
-                message = self._pending.popleft()
-                self._ready.notify_all()
-            try:
-                await self._send(message)
-            except BaseException as exc:
+        task_context, task = self.task_context, asyncio.current_task()
+        if task_context is not None:
+            task_context.append(task)  # type: ignore[arg-type]
+        try:
+            while True:
                 with self._ready:
-                    self._error = exc
-                    self._pending.clear()
-            with self._ready:
-                self._unsent -= 1
-                if not self._unsent:
+                    if not self._pending or self._error is not None:
+                        # Under the lock that put() takes: a message put
+                        # after this starts a new pump.
+                        self._pumping = False
+                        self._ready.notify_all()
+                        break
+                    message = self._pending.popleft()
                     self._ready.notify_all()
-        if self._caught_up is not None:
-            self._caught_up.set()
+                try:
+                    await self._send(message)
+                except BaseException as exc:
+                    with self._ready:
+                        self._error = exc
+                        self._pending.clear()
+                with self._ready:
+                    self._unsent -= 1
+                    if not self._unsent:
+                        self._ready.notify_all()
+        finally:
+            self._pump_task = None
+            if task_context is not None:
+                task_context.remove(task)  # type: ignore[arg-type]
+            if self._caught_up is not None:
+                self._caught_up.set()
 
     async def flush(self) -> None:
         """Wait until every message is sent (on the loop, once the app is
         done); raise a send failure the WSGI thread has not seen."""
-        while True:
-            with self._ready:
-                if not self._pumping:
-                    break
-                self._caught_up = asyncio.Event()
-            await self._caught_up.wait()
+        try:
+            while True:
+                with self._ready:
+                    if not self._pumping:
+                        break
+                    self._caught_up = asyncio.Event()
+                await self._caught_up.wait()
+        except asyncio.CancelledError:
+            self.close()
+            raise
         error, self._error = self._error, None  # no cycle through the outbox
         if error is not None and not self._error_seen:
             raise error
+
+    def close(self) -> None:
+        """On the loop, once the ASGI call is cancelled: cancel the send in
+        flight, drop unsent messages; the WSGI thread's next message or wait
+        raises CancelledError."""
+        self.closed = True
+        with self._ready:
+            if self._error is None:
+                self._error = asyncio.CancelledError()
+            self._pending.clear()
+            self._ready.notify_all()
+        if self._pump_task is not None:
+            self._pump_task.cancel()
 
 
 def _checked_header(header: Any) -> "tuple[bytes, bytes]":

@@ -9,8 +9,9 @@ cdef class Local:
 
 cdef class _DefaultLocal(Local):
     cdef readonly object _data  # the backing ContextVar
+    cdef readonly object _lock  # asgiref's name: an RLock, never taken here
 
 
 cdef class _ThreadCriticalLocal(Local):
-    cdef readonly object _sync_data  # a threading.local, for sync code
+    cdef readonly object _storage  # a threading.local, for sync code (asgiref's name)
     cdef readonly object _task_vars  # a threading.local holding .var, for async code

@@ -50,6 +50,7 @@ cdef object _OWNER = OWNER
 cdef object _running_loop = asyncio._get_running_loop
 cdef object _ContextVar = contextvars.ContextVar
 cdef object _thread_local = threading.local
+cdef object _RLock = threading.RLock
 
 
 @cython.freelist(32)
@@ -119,8 +120,12 @@ cdef object _get(object local, object var, object key):
             try:
                 return data[key]
             except KeyError:
-                pass
-    raise _missing(local, key)
+                raise _missing(local, key)
+    # Raised from a KeyError, as asgiref's is (off the hot path).
+    try:
+        raise KeyError(key)
+    except KeyError:
+        raise _missing(local, key)
 
 
 cdef int _store(object var, object storage, unsigned long me, object data) except -1:
@@ -189,6 +194,13 @@ cdef class Local:
 cdef class _DefaultLocal(Local):
     # ``_data`` is the backing ContextVar; it is reserved, as in asgiref. It is
     # made once, by _local_new (the pure twin makes it in __init__).
+    # ``_lock`` and ``_storage`` read as asgiref's internals of those names
+    # do (its lock, and storage whose attributes are this Local's), and
+    # setting them does not replace them. Nothing here takes that lock.
+
+    @property
+    def _storage(self):
+        return self
 
     def __getattribute__(self, key):
         if not PyUnicode_Check(key):
@@ -219,8 +231,9 @@ cdef object _task_var_of(_ThreadCriticalLocal local):
 
 
 cdef class _ThreadCriticalLocal(Local):
-    # In sync code: a plain threading.local. In async code: per-thread
-    # context-local storage, so tasks on one loop do not share data either.
+    # In sync code: a plain threading.local (``_storage``, as asgiref names
+    # it). In async code: per-thread context-local storage, so tasks on one
+    # loop do not share data either.
 
     def _task_var(self):
         return _task_var_of(self)
@@ -234,12 +247,12 @@ cdef class _ThreadCriticalLocal(Local):
             except AttributeError:
                 pass
         if _running_loop() is None:
-            return getattr(self._sync_data, key)
+            return getattr(self._storage, key)
         return _get(self, _task_var_of(self), key)
 
     def __setattr__(self, key, value):
         if _running_loop() is None:
-            setattr(self._sync_data, key, value)
+            setattr(self._storage, key, value)
         elif key == "_data":
             raise AttributeError("Cannot set attribute '_data' on Local")
         else:
@@ -247,7 +260,7 @@ cdef class _ThreadCriticalLocal(Local):
 
     def __delattr__(self, key):
         if _running_loop() is None:
-            delattr(self._sync_data, key)
+            delattr(self._storage, key)
         else:
             _delete(self, _task_var_of(self), key)
 
@@ -257,7 +270,7 @@ def peek(local, key, default=None):
     for asgiref_fast's own hot lookups."""
     if type(local) is _ThreadCriticalLocal:
         if _running_loop() is None:
-            return getattr((<_ThreadCriticalLocal>local)._sync_data, key, default)
+            return getattr((<_ThreadCriticalLocal>local)._storage, key, default)
         var = _task_var_of(local)
     elif type(local) is _DefaultLocal:
         var = (<_DefaultLocal>local)._data
@@ -281,11 +294,12 @@ cdef object _local_new(type cls, PyObject* args, PyObject* kwargs):
     # Each kind's own tp_new, called directly, not through the patched slot.
     if thread_critical:
         critical = _ThreadCriticalLocal.__new__(_ThreadCriticalLocal)
-        critical._sync_data = _thread_local()
+        critical._storage = _thread_local()
         critical._task_vars = _thread_local()
         return critical
     default = _DefaultLocal.__new__(_DefaultLocal)
     default._data = _ContextVar("asgiref.local")
+    default._lock = _RLock()
     return default
 
 

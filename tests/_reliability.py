@@ -68,6 +68,23 @@ def small_pool(monkeypatch):
     return pool
 
 
+def retire_idle_lanes(pool, seconds=10.0):
+    """Retire the lanes idle in *pool* now, and wait (boundedly) for their
+    threads to end: a test's lanes must not end during a later test, which
+    may be counting threads."""
+    with pool._lock:
+        lanes, pool._idle[:] = list(pool._idle), []
+    idents = {lane.ident for lane in lanes}
+    for lane in lanes:
+        lane.queue.close()
+    deadline = time.monotonic() + seconds
+    while any(t.ident in idents for t in threading.enumerate()):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 async def pool_lanes_settle(pool, before, seconds=15.0):
     """Wait until every lane started since *before* has parked in *pool* or
     retired: none is still busy (a lost lane would stay busy forever)."""

@@ -18,7 +18,9 @@ GATE_SECONDS = 10  # a gate that is never opened fails the test, not hangs it
 
 @pytest.fixture
 def small_pool(monkeypatch):
-    return _reliability.small_pool(monkeypatch)
+    pool = _reliability.small_pool(monkeypatch)
+    yield pool
+    _reliability.retire_idle_lanes(pool)
 
 
 async def until(predicate, seconds=10):

@@ -10,11 +10,26 @@ from asgiref_fast import _lanes
 from asgiref_fast._lanes import LaneExecutor
 
 
-@pytest.fixture
-def pool(monkeypatch):
-    pool = _lanes._LanePool(max_idle=2, idle_seconds=0.2)
+def install_pool(monkeypatch, idle_seconds):
+    pool = _lanes._LanePool(max_idle=2, idle_seconds=idle_seconds)
     monkeypatch.setattr(_lanes, "_pool", pool)
     return pool
+
+
+@pytest.fixture
+def pool(monkeypatch):
+    # Its lanes do not retire during a test: what a test waits to see in the
+    # pool stays there, however late (on a busy machine) it looks.
+    pool = install_pool(monkeypatch, idle_seconds=600)
+    yield pool
+    while pool.idle_count():
+        pool._idle.pop().queue.close()
+
+
+@pytest.fixture
+def short_lived_pool(monkeypatch):
+    # Lanes retire once idle in the pool for 0.2 s.
+    return install_pool(monkeypatch, idle_seconds=0.2)
 
 
 def wait_until(predicate, seconds=10.0):
@@ -82,7 +97,8 @@ def test_lane_returns_to_pool_only_when_free(pool):
     third.shutdown()
 
 
-def test_idle_lanes_are_bounded_and_retire(pool):
+def test_idle_lanes_are_bounded_and_retire(short_lived_pool):
+    pool = short_lived_pool
     before = lane_threads()
     executors = [LaneExecutor() for _ in range(5)]
     gate = threading.Event()
@@ -110,3 +126,30 @@ def test_forgotten_executor_hands_its_lane_back(pool):
     again = LaneExecutor()
     assert again.submit(threading.current_thread).result(timeout=10) is thread
     again.shutdown()
+
+
+@pytest.mark.timeout(60)
+def test_idle_time_counts_from_when_the_lane_is_parked(monkeypatch):
+    parked, retired = [], []
+
+    class Pool(_lanes._LanePool):
+        def park(self, lane):
+            parked.append(time.monotonic())
+            super().park(lane)
+
+        def retire(self, lane):
+            left = super().retire(lane)
+            if not left:
+                retired.append(time.monotonic())
+            return left
+
+    pool = Pool(max_idle=2, idle_seconds=0.5)
+    monkeypatch.setattr(_lanes, "_pool", pool)
+    executor = LaneExecutor()
+    thread = executor.submit(threading.current_thread).result(timeout=10)
+    # Lent, with nothing to do, for most of idle_seconds; then parked.
+    time.sleep(0.45)
+    executor.shutdown()
+    assert wait_until(lambda: not thread.is_alive(), 30)
+    # A lower bound only: however late anything runs, it holds.
+    assert retired[0] - parked[0] >= pool.idle_seconds

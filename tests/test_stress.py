@@ -22,7 +22,9 @@ current = threading.current_thread
 
 @pytest.fixture
 def small_pool(monkeypatch):
-    return _reliability.small_pool(monkeypatch)
+    pool = _reliability.small_pool(monkeypatch)
+    yield pool
+    _reliability.retire_idle_lanes(pool)
 
 
 @pytest.mark.asyncio

@@ -5,7 +5,7 @@ from tempfile import SpooledTemporaryFile
 
 import pytest
 
-from asgiref_fast.sync import AsyncToSync, SyncToAsync, async_to_sync
+from asgiref_fast.sync import AsyncToSync, SyncToAsync, ThreadSensitiveContext, async_to_sync
 from asgiref_fast.testing import ApplicationCommunicator
 from asgiref_fast.wsgi import WsgiToAsgi, WsgiToAsgiInstance
 
@@ -594,3 +594,127 @@ async def test_with_application_communicator():
     assert await communicator.receive_output(5) == END
     await communicator.wait(5)
     assert communicator.future.done() and communicator.future.exception() is None
+
+
+# --- cancellation (see also test_differential_wsgi.py) ------------------------------
+
+
+@pytest.fixture
+def small_pool(monkeypatch):
+    import _reliability
+
+    pool = _reliability.small_pool(monkeypatch)
+    yield pool
+    _reliability.retire_idle_lanes(pool)
+
+
+async def stalled_request(app, in_context=False, stall_at=0):
+    """Start a request whose send() never completes from message *stall_at* on;
+    return its task once that send is waiting, and the messages sent."""
+    stalled = asyncio.Event()
+    sent = []
+
+    async def receive():
+        return {"type": "http.request"}
+
+    async def send(message):
+        sent.append(message)
+        if len(sent) > stall_at:
+            stalled.set()
+            await asyncio.Future()  # a client that never reads
+
+    async def request():
+        if in_context:
+            async with ThreadSensitiveContext():
+                await WsgiToAsgi(app)(scope_for(), receive, send)
+        else:
+            await WsgiToAsgi(app)(scope_for(), receive, send)
+
+    task = asyncio.ensure_future(request())
+    await asyncio.wait_for(stalled.wait(), 10)
+    return task, sent
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_cancelled_while_sending_hands_its_lane_back(small_pool):
+    from _reliability import lane_threads, pool_lanes_settle
+
+    before = lane_threads()
+    body = ClosingIterable([b"a", b"b"])
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return body
+
+    task, _ = await stalled_request(app, in_context=True)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=10)
+    assert done and task.cancelled()
+    assert body.close_calls == 1
+    assert await pool_lanes_settle(small_pool, before)
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("in_context", [False, True])
+async def test_cancelled_while_the_thread_waits_for_room(in_context):
+    # Many chunks, all there already, and a stalled send: the thread runs
+    # ahead until the outbox is full, and waits for room; cancelling wakes it
+    # with the CancelledError.
+    class ClosingList(list):
+        close_calls = 0
+
+        def close(self):
+            self.close_calls += 1
+
+    body = ClosingList([b"x"] * 50)
+    outcome = []
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return body
+
+    task, sent = await stalled_request(app, in_context, stall_at=1)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=10)
+    assert done and task.cancelled()
+    assert body.close_calls == 1
+    assert len(sent) == 2
+    # The thread is free for the next call.
+    assert await asyncio.wait_for(SyncToAsync(outcome.append)(1), 10) is None
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(60)
+async def test_nothing_reaches_send_once_cancelled():
+    running, release, finished = asyncio.Event(), threading.Event(), threading.Event()
+    loop = asyncio.get_running_loop()
+    body = ClosingIterable([b"a", b"b"])
+    sent = []
+
+    def app(environ, start_response):
+        loop.call_soon_threadsafe(running.set)
+        try:
+            release.wait(10)
+            start_response("200 OK", [])
+            return body
+        finally:
+            finished.set()
+
+    async def receive():
+        return {"type": "http.request"}
+
+    async def send(message):
+        sent.append(message)
+
+    task = asyncio.ensure_future(WsgiToAsgi(app)(scope_for(), receive, send))
+    await asyncio.wait_for(running.wait(), 10)
+    task.cancel()
+    # The task ends at once, as asgiref's does, with the app still running...
+    done, _ = await asyncio.wait([task], timeout=10)
+    assert done and task.cancelled()
+    release.set()
+    # ...and the app, once it responds, is stopped at its first message.
+    assert await asyncio.wait_for(SyncToAsync(lambda: body.close_calls)(), 10) == 1
+    assert sent == [] and body.yielded == 1

@@ -228,7 +228,7 @@ async def test_non_http_scopes_are_refused_before_anything_runs(scope_type):
 @pytest.mark.parametrize(
     "message, error",
     [
-        ({"type": "http.disconnect"}, "non-HTTP-request message: 'http.disconnect'"),
+        ({"type": "http.disconnect"}, "non-HTTP-request message"),
         ({"type": "websocket.receive", "text": "x"}, "non-HTTP-request message"),
         ({"type": "lifespan.startup"}, "non-HTTP-request message"),
     ],
@@ -411,7 +411,7 @@ async def test_failing_apps_get_a_clear_error_and_are_closed(case):
         if case == "iteration and close() fail":
             assert isinstance(caught.value.__context__, RuntimeError)  # neither is lost
         if case == "returns without start_response":
-            assert "start_response" in str(caught.value)
+            assert "'response_start'" in str(caught.value)  # asgiref's text
     assert sent == expected
     assert body.closed == closes
     # The worker thread is free for the next request.

@@ -41,14 +41,16 @@ def _missing(local: object, key: str) -> AttributeError:
     return AttributeError(f"{local!r} object has no attribute {key!r}")
 
 
+_NO_DATA: "dict[str, Any]" = {}
+
+
 def _get(local: object, var: "contextvars.ContextVar[_Storage]", key: str) -> Any:
     data = _visible_data(var)
-    if data is not None:
-        try:
-            return data[key]
-        except KeyError:
-            pass
-    raise _missing(local, key)
+    try:
+        return (_NO_DATA if data is None else data)[key]
+    except KeyError:
+        # Raised from the KeyError, as asgiref's is.
+        raise _missing(local, key)
 
 
 def _set(var: "contextvars.ContextVar[_Storage]", key: str, value: Any) -> None:
@@ -71,7 +73,7 @@ def peek(local: "Local", key: str, default: Any = None) -> Any:
     for asgiref_fast's own hot lookups."""
     if type(local) is _ThreadCriticalLocal:
         if _running_loop() is None:
-            return getattr(local._sync_data, key, default)
+            return getattr(local._storage, key, default)
         var = local._task_var()
     else:
         var = local._data
@@ -107,11 +109,20 @@ class Local:
 @final
 class _DefaultLocal(Local):
     # ``_data`` is the backing ContextVar; it is reserved, as in asgiref.
-    __slots__ = ("_data",)
+    # ``_lock`` and ``_storage`` read as asgiref's internals of those names
+    # do (its lock, and storage whose attributes are this Local's), and
+    # setting them does not replace them. Nothing here takes that lock.
+    __slots__ = ("_data", "_lock")
     _data: "contextvars.ContextVar[_Storage]"
+    _lock: "threading.RLock"
 
     def __init__(self, thread_critical: bool = False) -> None:
         object.__setattr__(self, "_data", contextvars.ContextVar("asgiref.local"))
+        object.__setattr__(self, "_lock", threading.RLock())
+
+    @property
+    def _storage(self) -> "_DefaultLocal":
+        return self
 
     def __getattr__(self, key: str) -> Any:
         return _get(self, self._data, key)
@@ -127,14 +138,15 @@ class _DefaultLocal(Local):
 
 @final
 class _ThreadCriticalLocal(Local):
-    # In sync code: a plain threading.local. In async code: per-thread
-    # context-local storage, so tasks on one loop do not share data either.
-    __slots__ = ("_sync_data", "_task_vars")
-    _sync_data: threading.local
+    # In sync code: a plain threading.local (``_storage``, as asgiref names
+    # it). In async code: per-thread context-local storage, so tasks on one
+    # loop do not share data either.
+    __slots__ = ("_storage", "_task_vars")
+    _storage: threading.local
     _task_vars: threading.local
 
     def __init__(self, thread_critical: bool = True) -> None:
-        object.__setattr__(self, "_sync_data", threading.local())
+        object.__setattr__(self, "_storage", threading.local())
         object.__setattr__(self, "_task_vars", threading.local())
 
     def _task_var(self) -> "contextvars.ContextVar[_Storage]":
@@ -147,12 +159,12 @@ class _ThreadCriticalLocal(Local):
 
     def __getattr__(self, key: str) -> Any:
         if _running_loop() is None:
-            return getattr(self._sync_data, key)
+            return getattr(self._storage, key)
         return _get(self, self._task_var(), key)
 
     def __setattr__(self, key: str, value: Any) -> None:
         if _running_loop() is None:
-            setattr(self._sync_data, key, value)
+            setattr(self._storage, key, value)
         elif key == "_data":
             raise AttributeError("Cannot set attribute '_data' on Local")
         else:
@@ -160,6 +172,6 @@ class _ThreadCriticalLocal(Local):
 
     def __delattr__(self, key: str) -> None:
         if _running_loop() is None:
-            delattr(self._sync_data, key)
+            delattr(self._storage, key)
         else:
             _delete(self, self._task_var(), key)
