@@ -26,7 +26,9 @@ FLOORS = ("inline", "wsgi")
 HOPS = [0]  # sync_to_async calls the inline floor ran in place
 
 
-def setup(impl: str):
+def setup(impl: str, database: str):
+    """The app's ASGI (or, for the wsgi floor, WSGI) handler, on *impl*, with
+    a fresh database at *database*."""
     if impl != "upstream":
         import asgiref_fast
 
@@ -43,10 +45,25 @@ def setup(impl: str):
             return self.func(*args, **kwargs)
 
         SyncToAsync.__call__ = run_in_place
+    configure(database)
+    create_database()
+    if impl == "wsgi":
+        from django.core.handlers.wsgi import WSGIHandler
+
+        return WSGIHandler()
+    from django.core.handlers.asgi import ASGIHandler
+
+    return ASGIHandler()
+
+
+def configure(database: str) -> None:
+    """Sets Django up for the app: the view at /item, on SQLite at *database*,
+    behind the four middleware; and /facts, which says what serves it (the
+    real-server bench asks each server process)."""
     import django
     from django.conf import settings
     from django.db import connection
-    from django.http import HttpResponse
+    from django.http import HttpResponse, JsonResponse
     from django.urls import path
 
     def view(request):
@@ -55,14 +72,17 @@ def setup(impl: str):
             (value,) = cursor.fetchone()
         return HttpResponse(f"item {value}")
 
+    async def facts(request):
+        # Async: under ASGI it runs on the server's event loop, which it names.
+        return JsonResponse(served_by(request))
+
     module = type(sys)("bench_urls")
-    module.urlpatterns = [path("item", view)]
+    module.urlpatterns = [path("item", view), path("facts", facts)]
     sys.modules["bench_urls"] = module
-    database = os.path.join(tempfile.mkdtemp(prefix="asgiref-fast-bench-"), "db.sqlite3")
     settings.configure(
         DEBUG=False,
         SECRET_KEY="bench",
-        ALLOWED_HOSTS=["testserver"],
+        ALLOWED_HOSTS=["testserver", "127.0.0.1", "localhost"],
         ROOT_URLCONF="bench_urls",
         INSTALLED_APPS=[],
         MIDDLEWARE=[
@@ -74,17 +94,46 @@ def setup(impl: str):
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": database}},
     )
     django.setup()
+
+
+def create_database() -> None:
+    from django.db import connection
+
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, value TEXT)")
         cursor.execute("INSERT INTO item VALUES (1, 'one')")
     connection.close()
-    if impl == "wsgi":
-        from django.core.handlers.wsgi import WSGIHandler
 
-        return WSGIHandler()
-    from django.core.handlers.asgi import ASGIHandler
 
-    return ASGIHandler()
+def served_by(request) -> dict:
+    """What serves *request*: this process, the asgiref in it, the twin and
+    whether it spins, the event loop and HTTP parser (ASGI) or the server
+    software (WSGI)."""
+    import asgiref.sync
+
+    found = {
+        "pid": os.getpid(),
+        "interface": "asgi" if "asgi" in type(request).__module__ else "wsgi",
+        "asgiref_sync": asgiref.sync.__name__,
+        "server_software": request.META.get("SERVER_SOFTWARE", ""),
+        "loop": None,
+        "http": None,
+        "compiled": None,
+        "max_spinners": None,
+        "location": None,
+    }
+    if found["interface"] == "asgi":
+        found["loop"] = type(asyncio.get_running_loop()).__module__.partition(".")[0]
+        found["http"] = next((name for name in ("httptools", "h11")
+                              if f"uvicorn.protocols.http.{name}_impl" in sys.modules), None)
+    if asgiref.sync.__name__ == "asgiref_fast.sync":
+        import asgiref_fast
+        from asgiref_fast import _impl
+
+        found["location"] = os.path.dirname(os.path.realpath(asgiref_fast.__file__))
+        found["compiled"] = asgiref_fast.COMPILED
+        found["max_spinners"] = _impl.configure_spinning()["max_spinners"] if asgiref_fast.COMPILED else 0
+    return found
 
 
 SCOPE = {
@@ -168,7 +217,11 @@ def serve_wsgi(app, requests: int, concurrency: int) -> float:
 
 def main() -> None:
     impl = sys.argv[1]
-    app = setup(impl)
+    with tempfile.TemporaryDirectory(prefix="asgiref-fast-bench-") as tmp:
+        serve_lines(impl, setup(impl, os.path.join(tmp, "db.sqlite3")))
+
+
+def serve_lines(impl: str, app) -> None:
     loop = asyncio.new_event_loop()
     print("ready", flush=True)
     for line in sys.stdin:
