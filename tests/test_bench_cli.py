@@ -186,6 +186,7 @@ def test_no_load_is_said_too():
     (["--connections", "8", "--workers", "1"], "--connections, --workers: only with --server"),
     (["--server", "--server-duration", "0"], "--server-duration: must be at least 1, not 0"),
     (["--server", "nginx"], "invalid choice: 'nginx'"),
+    (["--server", "--plot", "x.png"], "--plot draws the in-process cases"),
 ])
 def test_argument_errors_are_clear(args, message):
     proc = run(*args)

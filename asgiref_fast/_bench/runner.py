@@ -168,6 +168,8 @@ def main(argv: "list[str] | None" = None) -> int:
     if args.client == "wrk" and not shutil.which("wrk"):
         parser.error("--client wrk: wrk is not on PATH")
     in_process = args.server is None or bool(args.only) or args.django
+    if args.plot and not in_process:
+        parser.error("--plot draws the in-process cases: add --only or --django, or drop --plot")
 
     missing = implementations.upstream_missing()
     if missing:
@@ -217,7 +219,7 @@ def main(argv: "list[str] | None" = None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
-    if args.plot and report["results"]:
+    if args.plot:
         from .plot import plot
 
         plot(report["results"], args.plot, report["machine"])
