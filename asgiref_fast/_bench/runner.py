@@ -282,6 +282,7 @@ def _in_process(selected: list, rounds: int, min_seconds: float) -> "tuple[list,
             "median_seconds": medians,
             "samples_seconds": samples,
             "ratio": {n: m / up for n, m in medians.items() if n != "upstream" and up},
+            "round_ratio_quartiles": _round_ratio_quartiles(samples),
         })
     _progress("")
 
@@ -298,7 +299,25 @@ def _in_process(selected: list, rounds: int, min_seconds: float) -> "tuple[list,
           "ratio = ours ÷ upstream, medians of the same run (lower is faster)")
     for f in floors:
         print(f"{f['title']:<88} {_fmt(f['median_seconds']):>11}")
+    for r in results:
+        spread = r["round_ratio_quartiles"]
+        if r["group"] in ("django", "wsgi") and spread:
+            print(f"{r['title']}: ratio of each round, quartiles: " + "; ".join(
+                f"{name} {low:.2f}-{high:.2f}" for name, (low, high) in spread.items()))
     note = _django_c16_floor(results, floors)
     if note:
         print(note)
     return results, floors
+
+
+def _round_ratio_quartiles(samples: "dict[str, list[float]]") -> "dict[str, tuple[float, float]]":
+    """For each implementation, the quartiles of its ratio to upstream in each
+    round (measured a moment apart): how far the machine's noise moves the
+    ratio within this run."""
+    up = samples.get("upstream", [])
+    found = {}
+    for name, times in samples.items():
+        if name != "upstream" and len(up) == len(times) >= 2:
+            low, _, high = statistics.quantiles([t / u for t, u in zip(times, up)], n=4)
+            found[name] = (low, high)
+    return found
