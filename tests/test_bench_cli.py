@@ -234,7 +234,7 @@ def test_server_comparison_end_to_end(tmp_path, client):
     out = tmp_path / "out.json"
     scratch = tmp_path / "tmp"  # the bench's temporary files (its database)
     scratch.mkdir()
-    proc = run("--server", *names, "--server-rounds", "1", "--server-duration", "1", "--workers", "2",
+    proc = run("--server", *names, "--server-rounds", "1", "--server-duration", "2", "--workers", "2",
                "--connections", "4", "--client", client, "--json", str(out),
                env={**os.environ, "TMPDIR": str(scratch)})
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -260,7 +260,45 @@ def test_server_comparison_end_to_end(tmp_path, client):
             pure["cpu_per_request_ms"] / server["medians"]["wsgi"]["cpu_per_request_ms"])
     # The report's conditions and table.
     assert "2 worker(s)" in proc.stdout and "at 4 connections" in proc.stdout
-    assert "1 s x 1 round(s)" in proc.stdout and f"{os.cpu_count()} CPUs" in proc.stdout
+    assert "2 s x 1 round(s)" in proc.stdout and f"{os.cpu_count()} CPUs" in proc.stdout
     for name in names:
         assert server["contenders"][name]["title"] in proc.stdout
     assert not list(scratch.glob("asgiref-fast-*"))
+
+
+@needs_proc
+@pytest.mark.timeout(300)
+def test_interrupted_server_comparison_stops_its_server():
+    pytest.importorskip("asgiref.local")
+    pytest.importorskip("django")
+    pytest.importorskip("uvicorn")
+    from asgiref_fast._bench.server import APP, group_members, process_tree
+
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "asgiref_fast", "bench", "--server", "pure", "--server-duration", "60",
+         "--workers", "2", "--client", "python"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Wait for the server's two workers, then interrupt the bench.
+        server = workers = None
+        deadline = time.monotonic() + 120
+        while bench.poll() is None and time.monotonic() < deadline:
+            for pid in process_tree(bench.pid):
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if APP.encode() in f.read():
+                        server = pid
+                        break
+            if server is not None:
+                workers = process_tree(server)
+                if len(workers) >= 3:  # uvicorn's supervisor and its two workers at least
+                    break
+            time.sleep(0.05)
+        assert server is not None, bench.communicate()
+        bench.send_signal(signal.SIGINT)
+        bench.communicate(timeout=120)
+    finally:
+        bench.kill()
+        bench.wait()
+    assert bench.returncode != 0
+    assert not group_members(server)
+    assert not [pid for pid in workers if _running(pid)]

@@ -53,20 +53,19 @@ class Contender:
     facts: "dict[str, object]"  # what /facts must say in every worker
     wsgi: bool = False
     diagnostic: bool = False
-    needs_compiled: bool = False
 
 
 CONTENDERS = {c.name: c for c in (
     Contender("upstream", f"upstream asgiref {asgiref_fast.ASGIREF_VERSION}", {},
               {"interface": "asgi", "asgiref_sync": "asgiref.sync"}),
     Contender("compiled", "asgiref_fast compiled", {"ASGIREF_FAST": "1"},
-              {"interface": "asgi", "asgiref_sync": "asgiref_fast.sync", "compiled": True}, needs_compiled=True),
+              {"interface": "asgi", "asgiref_sync": "asgiref_fast.sync", "compiled": True}),
     Contender("pure", "asgiref_fast pure", {"ASGIREF_FAST": "1", "ASGIREF_FAST_NO_EXTENSIONS": "1"},
               {"interface": "asgi", "asgiref_sync": "asgiref_fast.sync", "compiled": False}),
     Contender("nospin", "compiled, ASGIREF_FAST_NO_SPIN=1 (diagnostic)",
               {"ASGIREF_FAST": "1", "ASGIREF_FAST_NO_SPIN": "1"},
               {"interface": "asgi", "asgiref_sync": "asgiref_fast.sync", "compiled": True, "max_spinners": 0},
-              diagnostic=True, needs_compiled=True),
+              diagnostic=True),
     Contender("wsgi", "gunicorn sync workers (WSGI reference)", {}, {"interface": "wsgi"}, wsgi=True),
 )}
 
@@ -257,7 +256,9 @@ class Server:
         goes to whichever worker accepts it), and checks what each runs."""
         loop, http_, _ = stack()
         expected = dict(self.contender.facts)
-        if not self.contender.wsgi:
+        if self.contender.wsgi:
+            expected["server_software"] = f"gunicorn/{_version('gunicorn')}"
+        else:
             expected.update(loop=loop, http=http_)
         if "asgiref_fast" in expected.get("asgiref_sync", ""):
             expected["location"] = os.path.dirname(os.path.realpath(asgiref_fast.__file__))
@@ -373,6 +374,8 @@ def _wrk(port: int, seconds: int, connections: int, tree_root: "int | None") -> 
     result = parse_wrk(proc.stdout)
     if result["non_2xx"]:
         raise RuntimeError(f"the server answered errors:\n{proc.stdout}")
+    if not result["requests"]:
+        raise RuntimeError(f"the server answered no request in {seconds} s:\n{proc.stdout}")
     result["cpu"] = _cpu_delta(before, after)
     return result
 
@@ -394,8 +397,9 @@ def _python_clients(port: int, seconds: int, connections: int, processes: int, t
             pipes.append(here)
             workers.append(worker)
         for pipe in pipes:  # each has its connections open
-            if not pipe.poll(START_SECONDS) or pipe.recv() != "ready":
-                raise RuntimeError("a Python client process did not start")
+            said = pipe.recv() if pipe.poll(START_SECONDS) else "no word in time"
+            if said != "ready":
+                raise RuntimeError(f"a Python client process did not start: {said}")
         start = time.monotonic() + 0.2
         end = start + seconds
         for pipe in pipes:
@@ -481,6 +485,7 @@ def run(options: Options, contenders: "list[Contender]", say=print) -> dict:
     """Every round, every contender in turn; returns the runs and medians."""
     loop, http_, _ = stack()
     runs: "dict[str, list[dict]]" = {c.name: [] for c in contenders}
+    seen: "dict[str, dict]" = {}  # what a worker of each said on /facts
     with tempfile.TemporaryDirectory(prefix="asgiref-fast-server-") as tmp:
         database = Path(tmp) / "db.sqlite3"
         _create_database(database)
@@ -491,6 +496,7 @@ def run(options: Options, contenders: "list[Contender]", say=print) -> dict:
                 server = Server(contender, options, database, log)
                 try:
                     facts = server.check(options.workers)
+                    seen[contender.name] = next(iter(facts.values()))
                     load(options, server.port, options.warmup, None)
                     result = load(options, server.port, options.duration, server.process.pid)
                 except BaseException:
@@ -515,7 +521,9 @@ def run(options: Options, contenders: "list[Contender]", say=print) -> dict:
                     f"p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms  "
                     f"CPU {result['cpu_per_request_ms']:.3f} ms/request  "
                     f"busiest worker {result['busiest_worker_share']:.0%} of the workers' CPU{errors}")
-    return summarize(options, contenders, runs, loop, http_)
+    summary = summarize(options, contenders, runs, loop, http_)
+    summary["facts"] = seen
+    return summary
 
 
 def _create_database(database: Path) -> None:
