@@ -216,6 +216,21 @@ Transfer/sec:      1.22MB
                               "p99_ms": 1020.0, "socket_errors": 3, "non_2xx": 4}
 
 
+def test_uvicorn_connections_get_tcp_nodelay():
+    # A socket passed to uvicorn by --fd gets no TCP_NODELAY from its event
+    # loop: without it on the listening socket (which accepted ones inherit),
+    # each response waited ~40 ms for a delayed ACK.
+    import socket
+
+    from asgiref_fast._bench.server import CONTENDERS, listener
+
+    for name in ("upstream", "compiled", "pure", "nospin"):
+        with listener(CONTENDERS[name]) as sock:
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+            with socket.create_connection(sock.getsockname()), sock.accept()[0] as accepted:
+                assert accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
 @needs_proc
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("client", ["wrk", "python"])

@@ -224,6 +224,20 @@ def command(contender: Contender, fd: int, workers: int, loop: str, http_: str) 
             "--loop", loop, "--http", http_, "--no-access-log", "--lifespan", "off", "--log-level", "warning"]
 
 
+def listener(contender: Contender) -> socket.socket:
+    """The loopback socket a contender's server accepts connections on."""
+    sock = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    if not contender.wsgi:
+        # uvicorn takes a socket passed by --fd for a Unix one, so its event
+        # loop leaves Nagle's algorithm on for each connection, where one bound
+        # by uvicorn itself (--host/--port) gets TCP_NODELAY: every response
+        # (its headers and body written apart) would then wait for the
+        # client's delayed ACK, about 40 ms. Accepted sockets inherit it from
+        # the listening one, as deployed.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
 class Server:
     """One contender's server on a loopback socket bound here, in a process
     group of its own so that stop() reaches every process it started."""
@@ -232,7 +246,7 @@ class Server:
         self.contender = contender
         self.log = log
         loop, http_, _ = stack()
-        sock = socket.create_server(("127.0.0.1", 0), backlog=1024)
+        sock = listener(contender)
         self.port = sock.getsockname()[1]
         with sock, open(log, "wb") as out:
             self.process = subprocess.Popen(
