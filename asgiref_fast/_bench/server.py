@@ -541,7 +541,7 @@ def run(options: Options, contenders: "list[Contender]", say=print) -> dict:
 
 
 def _create_database(database: Path) -> None:
-    env = {**server_env(CONTENDERS["upstream"], database)}
+    env = server_env(CONTENDERS["upstream"], database)
     code = ("import os; from asgiref_fast._bench.django_app import configure, create_database; "
             f"configure(os.environ[{DB_VARIABLE!r}]); create_database()")
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
