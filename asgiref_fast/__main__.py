@@ -6,7 +6,8 @@ import sys
 
 def main(argv: "list[str]") -> int:
     if not argv or argv[0] in ("-h", "--help"):
-        print("usage: python -m asgiref_fast bench [--quick] [--only NAME...] [--json FILE] [--plot FILE]\n"
+        print("usage: python -m asgiref_fast bench [--quick] [--only NAME...] [--django] [--load N]\n"
+              "                                   [--server [NAME...]] [--json FILE] [--plot FILE]\n"
               "       python -m asgiref_fast doctor [--json]")
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]

@@ -4,14 +4,18 @@ with IMPL one of upstream, compiled, pure, or a floor:
 
 - ``inline``: the same ASGI requests with every sync_to_async call run in
   place on the event loop, so no thread is involved at all;
-- ``wsgi``: the same app under Django's WSGIHandler, each of CONCURRENCY
-  plain threads serving its share of the requests; no sync/async hop.
+- ``wsgi``: the same app under Django's WSGIHandler, CONCURRENCY plain
+  threads each making one request after another; no sync/async hop.
 
 The worker answers lines ``REQUESTS CONCURRENCY`` on stdin with the seconds
 it took to serve that many requests with that many in flight at once: a sync
 view making one SQLite query, behind Django's SecurityMiddleware,
 CommonMiddleware, CsrfViewMiddleware and XFrameOptionsMiddleware. The inline
 floor adds how many sync_to_async calls each request made.
+
+It times them as a server sees them in steady state (see Window): every
+client keeps a request in flight from before the timed stretch to after it,
+and the requests that start the clients off are not timed.
 """
 
 import asyncio
@@ -26,7 +30,9 @@ FLOORS = ("inline", "wsgi")
 HOPS = [0]  # sync_to_async calls the inline floor ran in place
 
 
-def setup(impl: str):
+def setup(impl: str, database: str):
+    """The app's ASGI (or, for the wsgi floor, WSGI) handler, on *impl*, with
+    a fresh database at *database*."""
     if impl != "upstream":
         import asgiref_fast
 
@@ -43,10 +49,25 @@ def setup(impl: str):
             return self.func(*args, **kwargs)
 
         SyncToAsync.__call__ = run_in_place
+    configure(database)
+    create_database()
+    if impl == "wsgi":
+        from django.core.handlers.wsgi import WSGIHandler
+
+        return WSGIHandler()
+    from django.core.handlers.asgi import ASGIHandler
+
+    return ASGIHandler()
+
+
+def configure(database: str) -> None:
+    """Sets Django up for the app: the view at /item, on SQLite at *database*,
+    behind the four middleware; and /facts, which says what serves it (the
+    real-server bench asks each server process)."""
     import django
     from django.conf import settings
     from django.db import connection
-    from django.http import HttpResponse
+    from django.http import HttpResponse, JsonResponse
     from django.urls import path
 
     def view(request):
@@ -55,14 +76,17 @@ def setup(impl: str):
             (value,) = cursor.fetchone()
         return HttpResponse(f"item {value}")
 
+    async def facts(request):
+        # Async: under ASGI it runs on the server's event loop, which it names.
+        return JsonResponse(served_by(request))
+
     module = type(sys)("bench_urls")
-    module.urlpatterns = [path("item", view)]
+    module.urlpatterns = [path("item", view), path("facts", facts)]
     sys.modules["bench_urls"] = module
-    database = os.path.join(tempfile.mkdtemp(prefix="asgiref-fast-bench-"), "db.sqlite3")
     settings.configure(
         DEBUG=False,
         SECRET_KEY="bench",
-        ALLOWED_HOSTS=["testserver"],
+        ALLOWED_HOSTS=["testserver", "127.0.0.1", "localhost"],
         ROOT_URLCONF="bench_urls",
         INSTALLED_APPS=[],
         MIDDLEWARE=[
@@ -74,17 +98,46 @@ def setup(impl: str):
         DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": database}},
     )
     django.setup()
+
+
+def create_database() -> None:
+    from django.db import connection
+
     with connection.cursor() as cursor:
         cursor.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, value TEXT)")
         cursor.execute("INSERT INTO item VALUES (1, 'one')")
     connection.close()
-    if impl == "wsgi":
-        from django.core.handlers.wsgi import WSGIHandler
 
-        return WSGIHandler()
-    from django.core.handlers.asgi import ASGIHandler
 
-    return ASGIHandler()
+def served_by(request) -> dict:
+    """What serves *request*: this process, the asgiref in it, the twin and
+    whether it spins, the event loop and HTTP parser (ASGI) or the server
+    software (WSGI)."""
+    import asgiref.sync
+
+    found = {
+        "pid": os.getpid(),
+        "interface": "asgi" if "asgi" in type(request).__module__ else "wsgi",
+        "asgiref_sync": asgiref.sync.__name__,
+        "server_software": request.META.get("SERVER_SOFTWARE", ""),
+        "loop": None,
+        "http": None,
+        "compiled": None,
+        "max_spinners": None,
+        "location": None,
+    }
+    if found["interface"] == "asgi":
+        found["loop"] = type(asyncio.get_running_loop()).__module__.partition(".")[0]
+        found["http"] = next((name for name in ("httptools", "h11")
+                              if f"uvicorn.protocols.http.{name}_impl" in sys.modules), None)
+    if asgiref.sync.__name__ == "asgiref_fast.sync":
+        import asgiref_fast
+        from asgiref_fast import _impl
+
+        found["location"] = os.path.dirname(os.path.realpath(asgiref_fast.__file__))
+        found["compiled"] = asgiref_fast.COMPILED
+        found["max_spinners"] = _impl.configure_spinning()["max_spinners"] if asgiref_fast.COMPILED else 0
+    return found
 
 
 SCOPE = {
@@ -113,16 +166,52 @@ async def request(app) -> int:
     return sent[0]["status"]
 
 
-async def serve(app, requests: int, concurrency: int) -> float:
-    async def client(n: int):
-        for _ in range(n):
+class Window:
+    """Times *requests* completions at a steady *concurrency*.
+
+    Clients keep requesting until the window is full, so each one has a
+    request in flight all through it: the load never ramps up or drains inside
+    it. It opens at the completion that ends the warm-in (two requests per
+    client: their first ones start all at once, after the worker sat idle
+    while the other implementations ran) and closes at the *requests*-th
+    completion after that. Requests still in flight then finish untimed.
+    """
+
+    def __init__(self, requests: int, concurrency: int) -> None:
+        self.warm = 2 * concurrency
+        self.last = self.warm + requests
+        self.done = 0  # completions so far, warm-in and drain included
+        self.opened = self.closed = 0.0
+        self.lock = threading.Lock()  # the WSGI floor's threads share one
+
+    def full(self) -> bool:
+        return self.done >= self.last
+
+    def completed(self) -> None:
+        with self.lock:
+            self.done += 1
+            if self.done == self.warm:
+                self.opened = time.perf_counter()
+            elif self.done == self.last:
+                self.closed = time.perf_counter()
+
+    def stop(self) -> None:
+        with self.lock:
+            self.done = max(self.done, self.last)
+
+    def seconds(self) -> float:
+        return self.closed - self.opened
+
+
+async def serve(app, window: Window, concurrency: int) -> float:
+    async def client():
+        while not window.full():
             status = await request(app)
             assert status == 200, status
+            window.completed()
 
-    share, extra = divmod(requests, concurrency)
-    started = time.perf_counter()
-    await asyncio.gather(*(client(share + (i < extra)) for i in range(concurrency)))
-    return time.perf_counter() - started
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return window.seconds()
 
 
 def wsgi_request(app) -> str:
@@ -142,45 +231,49 @@ def wsgi_request(app) -> str:
     return statuses[0]
 
 
-def serve_wsgi(app, requests: int, concurrency: int) -> float:
+def serve_wsgi(app, window: Window, concurrency: int) -> float:
     failures = []
 
-    def client(n: int):
+    def client():
         try:
-            for _ in range(n):
+            while not window.full():
                 status = wsgi_request(app)
                 assert status.startswith("200"), status
+                window.completed()
         except BaseException as exc:
             failures.append(exc)
+            window.stop()  # the others too
 
-    share, extra = divmod(requests, concurrency)
-    threads = [threading.Thread(target=client, args=(share + (i < extra),)) for i in range(concurrency)]
-    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(concurrency)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - started
     if failures:
         raise failures[0]
-    return elapsed
+    return window.seconds()
 
 
 def main() -> None:
     impl = sys.argv[1]
-    app = setup(impl)
+    with tempfile.TemporaryDirectory(prefix="asgiref-fast-bench-") as tmp:
+        serve_lines(impl, setup(impl, os.path.join(tmp, "db.sqlite3")))
+
+
+def serve_lines(impl: str, app) -> None:
     loop = asyncio.new_event_loop()
     print("ready", flush=True)
     for line in sys.stdin:
         requests, concurrency = map(int, line.split())
+        window = Window(requests, concurrency)
         if impl == "wsgi":
-            print(serve_wsgi(app, requests, concurrency), flush=True)
+            print(serve_wsgi(app, window, concurrency), flush=True)
         elif impl == "inline":
             HOPS[0] = 0
-            seconds = loop.run_until_complete(serve(app, requests, concurrency))
-            print(seconds, HOPS[0] / requests, flush=True)
+            seconds = loop.run_until_complete(serve(app, window, concurrency))
+            print(seconds, HOPS[0] / window.done, flush=True)
         else:
-            print(loop.run_until_complete(serve(app, requests, concurrency)), flush=True)
+            print(loop.run_until_complete(serve(app, window, concurrency)), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,24 @@
 """``python -m asgiref_fast bench``: every case against upstream asgiref and
 both twins, alternating between them so a noisy machine's drift hits all
 alike, then a table of medians and ratios (ours ÷ upstream; below 1 is faster).
+``--server`` compares them under real servers instead (server.py); ``--load N``
+runs either beside N busy-loop processes, as on a machine at peak.
 """
 
 import argparse
 import importlib.util
 import json
+import os
 import platform
+import shutil
+import signal
 import statistics
 import sys
 import time
 
 import asgiref_fast
 
-from . import cases, implementations
+from . import busy, cases, implementations
 from .cases import CASES, FLOORS
 
 
@@ -103,38 +108,156 @@ def _django_c16_floor(results: list, floors: list) -> str:
             f"upstream takes {request['upstream'] / total:.2f}x that")
 
 
-def main(argv: "list[str] | None" = None) -> int:
+def _at_least(least: int):
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"must be at least {least}, not {value}")
+        return value
+
+    return convert
+
+
+_positive, _count = _at_least(1), _at_least(0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from . import server
+
     parser = argparse.ArgumentParser(prog="python -m asgiref_fast bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer rounds and cases (under 3 minutes)")
     parser.add_argument("--only", nargs="+", metavar="NAME", help=f"cases to run: {', '.join(CASES)}")
     parser.add_argument("--json", metavar="FILE", help="write every figure to FILE as JSON")
     parser.add_argument("--plot", metavar="FILE", help="draw the ratios as a PNG bar chart")
     parser.add_argument("--django", action="store_true", help="add the in-process Django ASGI request benchmark (needs Django)")
-    parser.add_argument("--rounds", type=int, help="measurement rounds per implementation")
+    parser.add_argument("--rounds", type=_positive, help="measurement rounds per implementation")
+    parser.add_argument("--load", type=_count, default=0, metavar="N",
+                        help="run everything beside N busy-loop processes, as on a machine at peak (default 0)")
+    group = parser.add_argument_group(
+        "real servers", "--server runs the bench's Django app under uvicorn and gunicorn on loopback, "
+        "loaded by wrk (or Python clients); the in-process cases run too only if named with --only or added with --django")
+    group.add_argument("--server", nargs="*", metavar="NAME", choices=list(server.CONTENDERS),
+                       help=f"compare these servers (default: all of {', '.join(server.CONTENDERS)})")
+    group.add_argument("--server-rounds", type=_positive, metavar="N", help="rounds (default 3; --quick: 2)")
+    group.add_argument("--server-duration", type=_positive, metavar="SECONDS",
+                       help="measured seconds per server and round (default 8; --quick: 4)")
+    group.add_argument("--connections", type=_positive, help="open connections of the load generator (default 32)")
+    group.add_argument("--workers", type=_positive, help=f"server worker processes (default: the CPUs, {os.cpu_count()})")
+    group.add_argument("--client", choices=["wrk", "python"],
+                       help="load generator (default: wrk if installed, else Python clients)")
+    return parser
+
+
+def _terminate(signum, frame):
+    # SIGTERM unwinds like Ctrl-C, so that every process the bench started
+    # is stopped on the way out.
+    raise SystemExit(128 + signum)
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
+    server_options = ("server_rounds", "server_duration", "connections", "workers", "client")
+    if args.server is None:
+        given = [f"--{name.replace('_', '-')}" for name in server_options if getattr(args, name) is not None]
+        if given:
+            parser.error(f"{', '.join(given)}: only with --server")
+    if args.client == "wrk" and not shutil.which("wrk"):
+        parser.error("--client wrk: wrk is not on PATH")
+    in_process = args.server is None or bool(args.only) or args.django
+    if args.plot and not in_process:
+        parser.error("--plot draws the in-process cases: add --only or --django, or drop --plot")
 
     missing = implementations.upstream_missing()
     if missing:
         print(f"Cannot compare with upstream asgiref: {missing}.", file=sys.stderr)
         return 2
-    if args.only:
-        unknown = [n for n in args.only if n not in CASES]
-        if unknown:
-            parser.error(f"unknown case(s): {', '.join(unknown)}; choose from {', '.join(CASES)}")
-        selected = [CASES[n] for n in args.only]
-    else:
-        selected = [
-            c for c in CASES.values()
-            if (c.quick or not args.quick) and (c.group != "django" or args.django)
-        ]
-    if any(c.group == "django" for c in selected) and importlib.util.find_spec("django") is None:
-        print('The Django benchmark needs Django: pip install django', file=sys.stderr)
-        return 2
-    rounds = args.rounds or (7 if args.quick else 15)
-    min_seconds = 0.1 if args.quick else 0.2
+    selected = []
+    if in_process:
+        if args.only:
+            unknown = [n for n in args.only if n not in CASES]
+            if unknown:
+                parser.error(f"unknown case(s): {', '.join(unknown)}; choose from {', '.join(CASES)}")
+            selected = [CASES[n] for n in args.only]
+        else:
+            selected = [
+                c for c in CASES.values()
+                if (c.quick or not args.quick) and (c.group != "django" or args.django)
+            ]
+        if any(c.group == "django" for c in selected) and importlib.util.find_spec("django") is None:
+            print('The Django benchmark needs Django: pip install django', file=sys.stderr)
+            return 2
+    servers = None
+    if args.server is not None:
+        from . import server
 
+        options = server.Options(
+            contenders=[n for n in server.CONTENDERS if n in args.server] if args.server else list(server.CONTENDERS),
+            explicit=bool(args.server),
+            rounds=args.server_rounds or (2 if args.quick else 3),
+            duration=args.server_duration or (4 if args.quick else 8),
+            connections=args.connections or 32,
+            workers=args.workers or os.cpu_count() or 1,
+            client=args.client,
+        )
+        options.warmup = min(2, options.duration)
+        try:
+            servers = (options, *server.available(options))
+        except server.Unavailable as exc:
+            print(f"Cannot run the real-server comparison: {exc}.", file=sys.stderr)
+            return 2
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        with busy.load(args.load):
+            report = _run(args, selected, servers)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+    if args.plot:
+        from .plot import plot
+
+        plot(report["results"], args.plot, report["machine"])
+    return 0
+
+
+def _run(args, selected: list, servers) -> dict:
+    """Runs the in-process cases, then the servers; prints the report as it
+    goes; returns everything for --json."""
+    header = f"{machine()}; {busy.describe(args.load)}"
+    print(header, flush=True)
+    report = {"machine": machine(), "cpus": os.cpu_count(), "load": args.load, "header": header,
+              "results": [], "floors": [], "django_hops_per_request": cases.DJANGO_HOPS_PER_REQUEST}
+    if selected:
+        rounds = args.rounds or (7 if args.quick else 15)
+        report["rounds"] = rounds
+        report["results"], report["floors"] = _in_process(selected, rounds, 0.1 if args.quick else 0.2)
+    if servers is not None:
+        from . import server
+
+        options, contenders, notes = servers
+        if selected:
+            print()
+        print(f"real servers: {', '.join(c.name for c in contenders)}; "
+              f"{options.duration} s x {options.rounds} round(s) ...", flush=True)
+        _, _, stack_notes = server.stack()
+        summary = server.run(options, contenders, say=lambda line: print(line, flush=True))
+        summary["notes"] = notes + stack_notes
+        summary["load"] = args.load
+        print()
+        for line in server.report(summary, summary["notes"], busy.describe(args.load)):
+            print(line)
+        report["server"] = summary
+    return report
+
+
+def _in_process(selected: list, rounds: int, min_seconds: float) -> "tuple[list, list]":
     impls = implementations.load()
-    print(machine())
     results = []
     floors = []
     for index, case in enumerate(selected, 1):
@@ -159,6 +282,7 @@ def main(argv: "list[str] | None" = None) -> int:
             "median_seconds": medians,
             "samples_seconds": samples,
             "ratio": {n: m / up for n, m in medians.items() if n != "upstream" and up},
+            "round_ratio_quartiles": _round_ratio_quartiles(samples),
         })
     _progress("")
 
@@ -175,16 +299,25 @@ def main(argv: "list[str] | None" = None) -> int:
           "ratio = ours ÷ upstream, medians of the same run (lower is faster)")
     for f in floors:
         print(f"{f['title']:<88} {_fmt(f['median_seconds']):>11}")
+    for r in results:
+        spread = r["round_ratio_quartiles"]
+        if r["group"] in ("django", "wsgi") and spread:
+            print(f"{r['title']}: ratio of each round, quartiles: " + "; ".join(
+                f"{name} {low:.2f}-{high:.2f}" for name, (low, high) in spread.items()))
     note = _django_c16_floor(results, floors)
     if note:
         print(note)
+    return results, floors
 
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": machine(), "rounds": rounds, "results": results, "floors": floors,
-                       "django_hops_per_request": cases.DJANGO_HOPS_PER_REQUEST}, f, indent=2)
-    if args.plot:
-        from .plot import plot
 
-        plot(results, args.plot, machine())
-    return 0
+def _round_ratio_quartiles(samples: "dict[str, list[float]]") -> "dict[str, tuple[float, float]]":
+    """For each implementation, the quartiles of its ratio to upstream in each
+    round (measured a moment apart): how far the machine's noise moves the
+    ratio within this run."""
+    up = samples.get("upstream", [])
+    found = {}
+    for name, times in samples.items():
+        if name != "upstream" and len(up) == len(times) >= 2:
+            low, _, high = statistics.quantiles([t / u for t, u in zip(times, up)], n=4)
+            found[name] = (low, high)
+    return found

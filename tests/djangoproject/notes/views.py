@@ -55,7 +55,7 @@ def whoami(request):
 
 
 def facts(request):
-    """Which asgiref this process runs: tests and bench/load.py check it."""
+    """Which asgiref this process runs: the tests check it."""
     import asgiref.sync
     from django.core.handlers import asgi
 

@@ -1,0 +1,23 @@
+"""The bench's Django app (django_app.py) as a server loads it, for the
+real-server comparison (server.py): ``asgiref_fast._bench.django_server:asgi``
+for uvicorn, ``asgiref_fast._bench.django_server:wsgi`` for gunicorn. The same
+view, middleware and database either way; the bench makes the database and
+names it in $ASGIREF_FAST_BENCH_DB."""
+
+import os
+
+from .django_app import configure
+
+configure(os.environ["ASGIREF_FAST_BENCH_DB"])
+
+
+def __getattr__(name: str):
+    # Only the handler the server asks for is made.
+    if name == "asgi":
+        from django.core.handlers.asgi import ASGIHandler as Handler
+    elif name == "wsgi":
+        from django.core.handlers.wsgi import WSGIHandler as Handler
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    handler = globals()[name] = Handler()
+    return handler
