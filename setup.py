@@ -19,6 +19,8 @@ from setuptools.command.build_py import build_py
 HERE = Path(__file__).parent
 PYX_DIR = "src_pyx"
 PACKAGE = "asgiref_fast._cy"
+# Plain C that a twin's module is linked with (each .pyx makes its own .c).
+C_SOURCES = {"workqueue": [f"{PYX_DIR}/gil.c"]}
 
 
 def _say(message: str) -> None:
@@ -75,7 +77,8 @@ def extensions():
         return []
     try:
         return cythonize(
-            [Extension(f"{PACKAGE}.{name}", [f"{PYX_DIR}/{name}.pyx"], include_dirs=[PYX_DIR], optional=True)
+            [Extension(f"{PACKAGE}.{name}", [f"{PYX_DIR}/{name}.pyx", *C_SOURCES.get(name, [])],
+                       include_dirs=[PYX_DIR], optional=True)
              for name in names],
             compiler_directives={"language_level": "3"},
             include_path=[PYX_DIR, _stage_declarations(names)],

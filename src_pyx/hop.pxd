@@ -14,7 +14,6 @@ cdef class Inbox:
     # Bumped (atomically, under _lock) by every delivery: what the loop
     # watches while it spins in select (see _SpinningSelect).
     cdef long _deliveries
-    cdef long _signal_epoch  # the spinning epoch at the last delivery (spin.h)
     # Calls made for this loop whose outcome has not been settled, nor will
     # be (cancelled, dropped); changed atomically, from any thread.
     cdef long _outstanding

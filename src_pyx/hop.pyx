@@ -29,7 +29,7 @@ from asgiref_fast._prompt import PromptFuture
 from cpython.weakref cimport PyWeakref_NewRef
 
 from asgiref_fast._cy.workqueue cimport spin_state
-from spin cimport asf_add, asf_load, asf_now_ns, asf_released, asf_signalling, asf_spin, asf_spin_budget
+from spin cimport asf_add, asf_load, asf_now_ns, asf_spin, asf_spin_budget
 
 
 cdef extern from *:
@@ -105,7 +105,6 @@ cdef class Inbox:
             # Only grows the list's array: no object is allocated or freed
             # under the lock.
             self._ready.append(call)
-            asf_signalling(spin_state(), &self._signal_epoch)
             asf_add(&self._deliveries, 1)
             if len(self._ready) > 1 or self._closed:
                 return  # a wake-up is already on its way, or nobody listens
@@ -194,9 +193,7 @@ cdef class _SpinningSelect:
             if budget > 0:
                 with nogil:
                     started = asf_now_ns()
-                    asf_released(spin_state())
-                    moved = asf_spin(spin_state(), &inbox._waiter, &inbox._deliveries, seen, budget,
-                                     &inbox._signal_epoch)
+                    moved = asf_spin(spin_state(), &inbox._waiter, &inbox._deliveries, seen, budget)
                     spent = asf_now_ns() - started
                 if moved:
                     timeout = 0  # the bell rang: collect it

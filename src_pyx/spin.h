@@ -4,11 +4,10 @@
    On a VM, waking a sleeping thread costs tens of microseconds each way, more
    than a whole hop's Python work. So a thread about to sleep on work from
    another thread (a lane on its queue, a loop on its inbox) may first watch a
-   counter for a short while, without the GIL. Seeing it move, it also waits
-   (briefly) for the signalling thread to let go of the GIL: asking for it at
-   once would put it to sleep on the GIL instead, and the hand-off would cost
-   the very wake-up we spun to avoid. Every wait of ours announces the GIL's
-   release by bumping an epoch, after the release.
+   counter for a short while, without the GIL. Seeing it move (or woken from
+   sleep), it also waits briefly for the GIL to be free (gil.h): asking for it
+   while the signaller still holds it would put it to sleep on the GIL, and
+   the hand-off would cost the very wake-up we spun to avoid.
 
    A spin only pays where its core is idle: the signaller runs meanwhile on
    another core, and nobody else wanted this one. On a busy machine (workers =
@@ -62,7 +61,7 @@ static inline long long asf_now_ns(void) { return 0; }
 #endif
 
 typedef struct {
-    long epoch;          /* bumped each time one of our waits releases the GIL */
+    int *gil_locked;     /* the GIL's "held" flag (gil.h), or NULL: no hand-off waits */
     long spinners;       /* threads spinning now */
     long max_spinners;   /* 0: never spin */
     long spin_ns;        /* how long to watch for a signal */
@@ -151,35 +150,24 @@ static inline int asf_core_to_spare(asf_spin_state *s) {
 #endif
 }
 
-/* Call right after releasing the GIL to wait. */
-static inline void asf_released(asf_spin_state *s) {
-    asf_add(&s->epoch, 1);
-}
-
-/* Call, holding the GIL, as you signal a waiter: notes the epoch, for
-   asf_handoff. Before the signal itself (the store releases). */
-static inline void asf_signalling(asf_spin_state *s, long *signal_epoch) {
-    asf_store(signal_epoch, asf_load(&s->epoch));
-}
-
-/* Without the GIL, just signalled: wait (briefly) until the signaller,
-   which held the GIL when it signalled, says it let go; asking for the
-   GIL before would put this thread to sleep on it. Only with a core to
-   spare: otherwise the signaller may need this very core to let go. */
-static inline void asf_handoff(asf_spin_state *s, long *signal_epoch) {
-#if ASGIREF_FAST_CAN_SPIN && !defined(Py_GIL_DISABLED)
+/* Without the GIL, just signalled: wait (briefly) until the GIL is free, so
+   that taking it does not mean sleeping on it. Only with a core to spare:
+   otherwise the holder may need this very core to let go. */
+static inline void asf_handoff(asf_spin_state *s) {
+#if ASGIREF_FAST_CAN_SPIN
     long long budget, start;
     unsigned int i;
-    if (asf_load(&s->epoch) != asf_load(signal_epoch))
+    int *held = s->gil_locked;
+    if (held == NULL || __atomic_load_n(held, __ATOMIC_RELAXED) == 0)
         return;
     budget = asf_load(&s->handoff_ns);
-    /* Short, and taking no slot: the signaller must find one free to
-       spin in once it lets go. */
+    /* Short, and taking no slot: the holder must find one free to spin in
+       once it lets go. */
     if (budget <= 0 || asf_load(&s->max_spinners) <= 0 || !asf_core_to_spare(s))
         return;
     asf_add(&s->handoffs, 1);
     start = asf_now_ns();
-    for (i = 1; asf_load(&s->epoch) == asf_load(signal_epoch); i++) {
+    for (i = 1; __atomic_load_n(held, __ATOMIC_RELAXED) != 0; i++) {
         asf_pause();
         if ((i & 31) == 0 && asf_now_ns() - start >= budget) {
             asf_add(&s->handoffs_late, 1);
@@ -188,7 +176,6 @@ static inline void asf_handoff(asf_spin_state *s, long *signal_epoch) {
     }
 #else
     (void)s;
-    (void)signal_epoch;
 #endif
 }
 
@@ -230,10 +217,9 @@ static inline long long asf_spin_budget(asf_spin_state *s, asf_waiter *w, long l
 }
 
 /* Without the GIL, with a budget from asf_spin_budget: watch *word
-   until it differs from seen. 1 if it moved (and the signaller let go of
-   the GIL, or took too long to), 0 if the wait must go on asleep. */
-static inline int asf_spin(asf_spin_state *s, asf_waiter *w, long *word, long seen, long long budget,
-                    long *signal_epoch) {
+   until it differs from seen. 1 if it moved (and the GIL is free, or was
+   held too long), 0 if the wait must go on asleep. */
+static inline int asf_spin(asf_spin_state *s, asf_waiter *w, long *word, long seen, long long budget) {
     long long start;
     unsigned int i;
     int moved = 0;
@@ -257,7 +243,7 @@ static inline int asf_spin(asf_spin_state *s, asf_waiter *w, long *word, long se
     }
     asf_add(&s->spins_moved, 1);
     w->penalty = 0;
-    asf_handoff(s, signal_epoch);
+    asf_handoff(s);
     return 1;
 }
 

@@ -1,9 +1,13 @@
 # Declarations of spin.h: brief spinning before sleeping, where the machine
-# has a core to spare (see there). The shared state lives in workqueue.pyx.
+# has a core to spare (see there), and of gil.h, which tells spinning whether
+# the GIL is free. The shared state lives in workqueue.pyx.
+
+cdef extern from "gil.h":
+    int* asf_gil_locked_flag "asgiref_fast_gil_locked_flag" ()
 
 cdef extern from "spin.h":
     ctypedef struct asf_spin_state:
-        long epoch
+        int* gil_locked
         long spinners
         long max_spinners
         long spin_ns
@@ -30,9 +34,6 @@ cdef extern from "spin.h":
     long asf_open_probe() nogil
     long asf_read_runnable(long fd) nogil
     bint asf_core_to_spare(asf_spin_state* s) nogil
-    void asf_released(asf_spin_state* s) nogil
-    void asf_signalling(asf_spin_state* s, long* signal_epoch) nogil
-    void asf_handoff(asf_spin_state* s, long* signal_epoch) nogil
+    void asf_handoff(asf_spin_state* s) nogil
     long long asf_spin_budget(asf_spin_state* s, asf_waiter* w, long long limit_ns) nogil
-    bint asf_spin(asf_spin_state* s, asf_waiter* w, long* word, long seen, long long budget,
-                  long* signal_epoch) nogil
+    bint asf_spin(asf_spin_state* s, asf_waiter* w, long* word, long seen, long long budget) nogil

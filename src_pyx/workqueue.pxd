@@ -17,7 +17,6 @@ cdef class WorkQueue:
     # Bumped (atomically, under _lock) by every push and close: what a
     # spinning consumer watches without the lock.
     cdef long _signals
-    cdef long _signal_epoch  # the spinning epoch at the last signal (spin.h)
     cdef asf_waiter _waiter  # the consumer's spinning record
 
     cdef object _take(self)

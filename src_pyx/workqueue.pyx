@@ -29,13 +29,12 @@ from capi cimport (
 
 from spin cimport (
     asf_add,
+    asf_gil_locked_flag,
+    asf_handoff,
     asf_load,
+    asf_now_ns,
     asf_open_probe,
     asf_read_runnable,
-    asf_handoff,
-    asf_now_ns,
-    asf_released,
-    asf_signalling,
     asf_spin,
     asf_spin_budget,
     asf_spin_state,
@@ -60,6 +59,18 @@ cdef asf_spin_state _spin
 _spin.probe_fd = asf_open_probe()
 _spin.cores = os.cpu_count() or 1
 _spin.runnable = -1
+
+
+cdef int* _gil_locked_flag():
+    # Trust the flag only if it reads "held" now, as this thread holds the
+    # GIL; free-threaded builds have none (gil.h).
+    cdef int* flag = asf_gil_locked_flag()
+    if flag != NULL and flag[0] != 1:
+        return NULL
+    return flag
+
+
+_spin.gil_locked = _gil_locked_flag()
 
 
 cdef asf_spin_state* spin_state() noexcept nogil:
@@ -88,13 +99,16 @@ def configure_spinning(*, max_spinners=None, spin_us=None, handoff_us=None):
 def spinning_report():
     """What spinning sees and did in this process: whether the machine has a
     core to spare now (None: no way to tell here, so nobody spins), the
-    runnable threads and cores it compares, and the spins granted, those
-    that saw their signal, and those refused for want of a core."""
+    runnable threads and cores it compares, whether a woken thread can see
+    the GIL free (gil.h); the spins granted, those that saw their signal,
+    those refused for want of a core, and the hand-off waits for the GIL
+    and those that gave up."""
     cdef long runnable = asf_read_runnable(_spin.probe_fd)
     return dict(
         core_to_spare=None if runnable < 0 else runnable <= _spin.cores,
         runnable=None if runnable < 0 else runnable,
         cores=_spin.cores,
+        sees_gil=_spin.gil_locked != NULL,
         spins=asf_load(&_spin.spins),
         spins_moved=asf_load(&_spin.spins_moved),
         refused_busy=asf_load(&_spin.refused_busy),
@@ -209,11 +223,11 @@ cdef PY_TIMEOUT_T _microseconds(object timeout) except? -2:
     return _microseconds(float(timeout))
 
 
-cdef int _acquire(PyThread_type_lock lock, PY_TIMEOUT_T microseconds, long* signal_epoch) except -1:
+cdef int _acquire(PyThread_type_lock lock, PY_TIMEOUT_T microseconds) except -1:
     # threading.Lock.acquire(timeout=...): 1 if acquired, 0 on timeout. The
     # GIL is released while waiting; signal handlers run when a signal
     # interrupts the wait, and what they raise propagates. Once woken, the
-    # GIL is asked for only after the waker let go of it (spin.h).
+    # GIL is asked for once it is free (spin.h).
     cdef PyLockStatus status
     cdef double deadline = 0, remaining
     if PyThread_acquire_lock_timed(lock, 0, 0) == PY_LOCK_ACQUIRED:
@@ -224,10 +238,9 @@ cdef int _acquire(PyThread_type_lock lock, PY_TIMEOUT_T microseconds, long* sign
         deadline = _monotonic() + microseconds / 1e6
     while True:
         with nogil:
-            asf_released(&_spin)
             status = PyThread_acquire_lock_timed(lock, microseconds, 1)
             if status == PY_LOCK_ACQUIRED:
-                asf_handoff(&_spin, signal_epoch)
+                asf_handoff(&_spin)
         if status != PY_LOCK_INTR:
             return status == PY_LOCK_ACQUIRED
         Py_MakePendingCalls()
@@ -268,7 +281,6 @@ cdef class WorkQueue:
                 return False
             # Only grows the list's array: no object is allocated or freed.
             self._items.append(item)
-            asf_signalling(&_spin, &self._signal_epoch)
             asf_add(&self._signals, 1)
             if not self._parked:
                 return True
@@ -280,7 +292,6 @@ cdef class WorkQueue:
         """Refuse further pushes; the consumer drains what is queued."""
         with self._lock:
             self._closed = True
-            asf_signalling(&_spin, &self._signal_epoch)
             asf_add(&self._signals, 1)
             if not self._parked:
                 return
@@ -332,13 +343,12 @@ cdef class WorkQueue:
                 if budget > 0:
                     with nogil:
                         started = asf_now_ns()
-                        asf_released(&_spin)
-                        asf_spin(&_spin, &self._waiter, &self._signals, seen, budget, &self._signal_epoch)
+                        asf_spin(&_spin, &self._waiter, &self._signals, seen, budget)
                         spent = asf_now_ns() - started
                     if microseconds > 0:  # the spin used up part of the timeout
                         microseconds = max(0, microseconds - spent // 1000)
                 continue
-            if _acquire(self._wakeup, microseconds, &self._signal_epoch):
+            if _acquire(self._wakeup, microseconds):
                 continue
             with self._lock:
                 if self._parked:
@@ -346,7 +356,7 @@ cdef class WorkQueue:
                     return None
             # A producer un-parked us just as the wait timed out: take its
             # signal, so the semaphore stays balanced.
-            _acquire(self._wakeup, -1, &self._signal_epoch)
+            _acquire(self._wakeup, -1)
 
     cdef object _take(self):
         # With the lock held. The taken slot keeps None (immortal, or at least

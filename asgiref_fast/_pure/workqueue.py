@@ -43,9 +43,12 @@ def spinning_report() -> "dict[str, Any]":
         core_to_spare=None if runnable is None else runnable <= cores,
         runnable=runnable,
         cores=cores,
+        sees_gil=False,
         spins=0,
         spins_moved=0,
         refused_busy=0,
+        handoffs=0,
+        handoffs_late=0,
     )
 
 
