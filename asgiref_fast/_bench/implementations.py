@@ -63,8 +63,8 @@ def upstream_missing() -> "str | None":
         return "asgiref_fast.install() is in effect in this process"
     try:
         import asgiref.local  # noqa: F401
-    except ImportError:
-        return 'upstream asgiref is not installed: pip install "asgiref-fast[bench]"'
+    except ImportError as exc:
+        return f'upstream asgiref cannot be imported ({exc}): pip install "asgiref-fast[bench]"'
     return None
 
 
