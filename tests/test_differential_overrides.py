@@ -447,12 +447,17 @@ def test_failed_calls_through_a_thread_pool_leave_no_garbage():
             except KeyError:
                 pass
 
+        class OwnSubmit(ThreadPoolExecutor):
+            def submit(self, fn, *args, **kwargs):
+                return super().submit(fn, *args, **kwargs)
+
         async def main():
-            pool = ThreadPoolExecutor(max_workers=2)
+            pool, own = ThreadPoolExecutor(max_workers=2), OwnSubmit(max_workers=2)
             kinds = {
                 "thread-sensitive": {},
                 "default executor": {"thread_sensitive": False},
-                "own executor": {"thread_sensitive": False, "executor": pool},
+                "a thread pool": {"thread_sensitive": False, "executor": pool},
+                "an executor with its own submit": {"thread_sensitive": False, "executor": own},
             }
             for kind, kwargs in kinds.items():
                 await failing(**kwargs)  # warm up
@@ -465,6 +470,7 @@ def test_failed_calls_through_a_thread_pool_leave_no_garbage():
                 gc.set_debug(0)
                 gc.garbage.clear()
             pool.shutdown()
+            own.shutdown()
 
         asyncio.run(main())
     """)
