@@ -394,16 +394,7 @@ def _create_task_on(loop: asyncio.AbstractEventLoop, coro: Any) -> bool:
     # The inbox of the loop whose sync_to_async brought us here rings its
     # bell: cheaper than call_soon_threadsafe's self-pipe. Only where that
     # and the task's start stand in for nothing of the loop's own.
-    try:
-        ct, cst, cs = _stock_tasks[type(loop)]  # type: ignore[misc]  # TypeError if None
-        stock = (
-            loop.create_task.__func__ is ct  # type: ignore[attr-defined]
-            and loop.call_soon_threadsafe.__func__ is cst  # type: ignore[attr-defined]
-            and loop.call_soon.__func__ is cs  # type: ignore[attr-defined]
-        )
-    except (KeyError, TypeError, AttributeError):
-        stock = _is_stock(loop, _stock_tasks, _TASK_METHODS)
-    inbox = find_inbox(loop) if stock else None
+    inbox = find_inbox(loop) if _takes_tasks(loop) else None
     if inbox is not None:
         inbox.deliver(_TaskStart(loop, coro))
         return True
@@ -529,8 +520,8 @@ class SyncToAsync(Generic[_P, _R]):
         __traceback_hide__ = True  # noqa: F841  # for debug pages and Sentry
         loop = asyncio.get_running_loop()
         try:
-            # A loop whose methods are stock: see _stock_methods. (Inlined
-            # _takes_hops: a hop is the hottest path.)
+            # A loop whose methods are stock: _takes_hops, inlined (a hop
+            # is the hottest path).
             rie, cf, cst, cs = _stock_hops[type(loop)]  # type: ignore[misc]  # TypeError if None
             direct = (
                 loop.run_in_executor.__func__ is rie  # type: ignore[attr-defined]
@@ -539,7 +530,7 @@ class SyncToAsync(Generic[_P, _R]):
                 and loop.call_soon.__func__ is cs  # type: ignore[attr-defined]
             )
         except (KeyError, TypeError, AttributeError):
-            direct = _is_stock(loop, _stock_hops, _HOP_METHODS)
+            direct = _takes_hops(loop)
         try:
             executor = route(self, loop, _pid) if self._thread_sensitive else self._executor
         except BaseException as exc:
@@ -698,7 +689,8 @@ async def _outcome_of(future: "Awaitable[Any]", task_context: "list[asyncio.Task
 _HOP_METHODS = ("run_in_executor", "create_future", "call_soon_threadsafe", "call_soon")
 _TASK_METHODS = ("create_task", "call_soon_threadsafe", "call_soon")
 
-# Per loop class: its functions for those names, if all are stock; else None.
+# Per loop class: its functions for those names (and create_task's code), if
+# all are stock; else None. Written from any thread: at worst twice, alike.
 _stock_hops: "dict[type, tuple[Any, ...] | None]" = {}
 _stock_tasks: "dict[type, tuple[Any, ...] | None]" = {}
 
@@ -715,8 +707,8 @@ def _stock_methods(cls: type, names: "tuple[str, ...]") -> "tuple[Any, ...] | No
         if owner is asyncio.BaseEventLoop:
             # Neither replaced on the class nor rewritten in place (APM agents
             # do both): a plain function, with asyncio's code and nothing
-            # attached. A rewrite made after the class was first seen here
-            # goes unnoticed; a replacement does not (its callers compare).
+            # attached. Later, the callers notice a replacement, and a
+            # rewrite of create_task (the one agents rewrite).
             stock = (
                 type(fn) is types.FunctionType
                 and not fn.__dict__
@@ -733,7 +725,10 @@ def _stock_methods(cls: type, names: "tuple[str, ...]") -> "tuple[Any, ...] | No
 
 def _takes_hops(loop: asyncio.AbstractEventLoop) -> bool:
     """Whether a hop may stand in for *loop*'s methods (SyncToAsync.__call__
-    inlines this)."""
+    inlines the first try)."""
+    # Through the bound methods, not loop.__dict__: asking for an object's
+    # __dict__ makes CPython build one, which slows every attribute access
+    # on the loop from then on.
     try:
         rie, cf, cst, cs = _stock_hops[type(loop)]  # type: ignore[misc]  # TypeError if None
         return (
@@ -742,23 +737,31 @@ def _takes_hops(loop: asyncio.AbstractEventLoop) -> bool:
             and loop.call_soon_threadsafe.__func__ is cst  # type: ignore[attr-defined]
             and loop.call_soon.__func__ is cs  # type: ignore[attr-defined]
         )
-    except (KeyError, TypeError, AttributeError):
-        return _is_stock(loop, _stock_hops, _HOP_METHODS)
+    except KeyError:  # a class not seen yet
+        _stock_hops[type(loop)] = _stock_methods(type(loop), _HOP_METHODS)
+        return _takes_hops(loop)
+    except (TypeError, AttributeError):  # not stock, or a plain function set on the loop
+        return False
 
 
-def _is_stock(loop: asyncio.AbstractEventLoop, known: "dict[type, Any]", names: "tuple[str, ...]") -> bool:
-    """Whether *loop*'s methods *names* are stock (see above), per class in
-    *known*. The hot paths inline the same check once the class is known."""
-    cls = type(loop)
-    if cls not in known:
-        known[cls] = _stock_methods(cls, names)
-    stock = known[cls]
-    # Through the bound methods, not loop.__dict__: asking for an object's
-    # __dict__ makes CPython build one, which slows every attribute access
-    # on the loop from then on.
-    return stock is not None and all(
-        getattr(getattr(loop, name), "__func__", None) is fn for name, fn in zip(names, stock)
-    )
+def _takes_tasks(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether async_to_sync may stand in for *loop*'s methods to start its
+    task. create_task's code is compared too: Datadog's agent rewrites it in
+    place."""
+    try:
+        ct, code, cst, cs = _stock_tasks[type(loop)]  # type: ignore[misc]  # TypeError if None
+        return (
+            loop.create_task.__func__ is ct  # type: ignore[attr-defined]
+            and ct.__code__ is code
+            and loop.call_soon_threadsafe.__func__ is cst  # type: ignore[attr-defined]
+            and loop.call_soon.__func__ is cs  # type: ignore[attr-defined]
+        )
+    except KeyError:
+        stock = _stock_methods(type(loop), _TASK_METHODS)
+        _stock_tasks[type(loop)] = None if stock is None else (stock[0], stock[0].__code__, *stock[1:])
+        return _takes_tasks(loop)
+    except (TypeError, AttributeError):
+        return False
 
 
 # The executors our hops reach directly, and a plain thread pool's submit():
