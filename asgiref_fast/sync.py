@@ -152,11 +152,19 @@ class ThreadSensitiveContext:
                     await asyncio.shield(asyncio.wrap_future(done))
             else:
                 # A loop with methods of its own sees the calls upstream's
-                # exit makes (a future made, then set from another thread).
+                # exit makes on it: a future made, for one set from another
+                # thread. That one is the exit's own, for it to cancel.
+                waited: "Future[None]" = Future()
+
+                def finish(_: object = None) -> None:
+                    if waited.set_running_or_notify_cancel():  # False if cancelled
+                        waited.set_result(None)
+
                 if done is None:
-                    done = Future()
-                    done.set_result(None)
-                await asyncio.wrap_future(done)
+                    finish()
+                else:
+                    done.add_done_callback(finish)
+                await asyncio.wrap_future(waited)
 
 
 def _shut_down_on_a_thread(executor: Executor) -> "Future[None]":
@@ -166,8 +174,7 @@ def _shut_down_on_a_thread(executor: Executor) -> "Future[None]":
         try:
             executor.shutdown()
         finally:
-            if done.set_running_or_notify_cancel():  # False if the exit was cancelled
-                done.set_result(None)
+            done.set_result(None)
 
     threading.Thread(target=join, daemon=True).start()
     return done

@@ -217,6 +217,72 @@ def test_a_loop_with_its_own_call_soon_or_create_future_sees_what_upstream_makes
     assert len(upstream["seen"]) > 4
 
 
+def test_a_contexts_exit_on_a_loop_with_methods_of_its_own_waiting_or_cancelled():
+    # The exit waits for the context's thread as upstream's does, through the
+    # loop's own methods; cancelled, it leaves that thread's work running.
+    upstream, ours = compare(SETUP, """
+        started, release = threading.Event(), threading.Event()
+
+        futures = []
+
+        class OwnLoop(asyncio.SelectorEventLoop):
+            # Each method's calls apart: the order between the two depends
+            # on when the other thread gets there.
+            def create_future(self):
+                futures.append("create_future")
+                return super().create_future()
+
+            def call_soon_threadsafe(self, callback, *args, **kwargs):
+                seen.append(name(callback))
+                return super().call_soon_threadsafe(callback, *args, **kwargs)
+
+        def calls():
+            out = [len(futures)] + seen
+            futures.clear()
+            seen.clear()
+            return out
+
+        def blocked():
+            started.set()
+            release.wait(10)
+            return thread_label()
+
+        async def outcome(task):
+            try:
+                return await asyncio.wait_for(task, 15)
+            except BaseException as exc:
+                return type(exc).__name__
+
+        async def main():
+            async with ThreadSensitiveContext():  # an idle thread at the exit
+                await sync_to_async(thread_label)()
+            record("idle exit", calls())
+            context, work = ThreadSensitiveContext(), {}
+
+            async def leave():
+                async with context:
+                    work["task"] = asyncio.create_task(sync_to_async(blocked)())
+                    await asyncio.to_thread(started.wait, 10)
+
+            leaving = asyncio.create_task(leave())
+            while not ("task" in work and context.token is None):  # until the exit has begun
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0)
+            record("exit still waiting", not leaving.done())
+            leaving.cancel()
+            record("exit", await outcome(leaving))
+            release.set()
+            record("work ran on another thread", await outcome(work["task"]) not in ("T0", "CancelledError"))
+            record("cancelled exit", calls())
+
+        loop = OwnLoop()
+        loop.run_until_complete(main())
+        loop.close()
+    """)
+    assert ours == upstream
+    assert upstream["exit"] == "CancelledError" and upstream["work ran on another thread"]
+
+
 # -- A task factory ---------------------------------------------------------------
 
 def test_a_task_factory_makes_async_to_syncs_task():
