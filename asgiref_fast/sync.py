@@ -545,8 +545,9 @@ class SyncToAsync(Generic[_P, _R]):
             raise
         if direct:
             # Where the loop's run_in_executor would send the call: the
-            # default executor only once it made one, and not once it has
-            # refused to (shut down); uvloop's is out of sight.
+            # default executor only once that made one, and not once it
+            # would refuse to (shut down). uvloop's cannot be seen: there
+            # run_in_executor finds it.
             target: Any = executor
             if target is None:
                 target = getattr(loop, "_default_executor", None)
@@ -688,10 +689,11 @@ async def _outcome_of(future: "Awaitable[Any]", task_context: "list[asyncio.Task
 # run_in_executor (within it create_future and call_soon_threadsafe, then
 # asyncio.shield's create_future and the awaiting task's call_soon); an
 # async_to_sync inside sync_to_async those of call_soon_threadsafe,
-# create_task and the new task's call_soon. So it is taken only where each of
-# these is asyncio's own (BaseEventLoop's, untouched) or uvloop's, on the
-# loop's class and on the loop itself; anywhere else the loop's own methods
-# are called, as upstream calls them.
+# create_task and the new task's call_soon; a ThreadSensitiveContext's exit
+# those of a wrapped future. So it is taken only where each of these is
+# asyncio's own (BaseEventLoop's, untouched) or uvloop's, on the loop's class
+# and on the loop itself; anywhere else the loop's own methods are called,
+# as upstream calls them.
 
 _HOP_METHODS = ("run_in_executor", "create_future", "call_soon_threadsafe", "call_soon")
 _TASK_METHODS = ("create_task", "call_soon_threadsafe", "call_soon")
