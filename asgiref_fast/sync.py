@@ -9,6 +9,7 @@ otherwise the process-wide default lane.
 """
 
 import asyncio
+import asyncio.base_events
 import asyncio.coroutines
 import contextvars
 import functools
@@ -147,9 +148,25 @@ class ThreadSensitiveContext:
                 done = executor.release()
             else:  # someone else's executor in our registry
                 done = _shut_down_on_a_thread(executor)
-            if done is not None:
-                # Shielded: cancelling the exit must not cancel the lane's future.
-                await asyncio.shield(asyncio.wrap_future(done))
+            if _takes_hops(asyncio.get_running_loop()):
+                if done is not None:
+                    # Shielded: cancelling the exit must not cancel the lane's future.
+                    await asyncio.shield(asyncio.wrap_future(done))
+            else:
+                # A loop with methods of its own sees the calls upstream's
+                # exit makes on it: a future made, for one set from another
+                # thread. That one is the exit's own, for it to cancel.
+                waited: "Future[None]" = Future()
+
+                def finish(_: object = None) -> None:
+                    if waited.set_running_or_notify_cancel():  # False if cancelled
+                        waited.set_result(None)
+
+                if done is None:
+                    finish()
+                else:
+                    done.add_done_callback(finish)
+                await asyncio.wrap_future(waited)
 
 
 def _shut_down_on_a_thread(executor: Executor) -> "Future[None]":
@@ -384,8 +401,9 @@ def _create_task_on(loop: asyncio.AbstractEventLoop, coro: Any) -> bool:
     if not loop.is_running():  # nothing would ever run the task
         return False
     # The inbox of the loop whose sync_to_async brought us here rings its
-    # bell: cheaper than call_soon_threadsafe's self-pipe.
-    inbox = find_inbox(loop)
+    # bell: cheaper than call_soon_threadsafe's self-pipe. Only where that
+    # and the task's start stand in for nothing of the loop's own.
+    inbox = find_inbox(loop) if _takes_tasks(loop) else None
     if inbox is not None:
         inbox.deliver(_TaskStart(loop, coro))
         return True
@@ -436,10 +454,13 @@ class _TaskStart:
     def settle(self) -> None:
         loop, coro, context = self._loop, self._coro, self._context
         del self._loop, self._coro, self._context
+        if loop.get_task_factory() is not None:
+            # The factory makes the task, as through call_soon_threadsafe:
+            # in a handle of its own, which reports a failure as upstream's.
+            asyncio.Handle(loop.create_task, (coro,), loop, context)._run()
+            return
         try:
-            if loop.get_task_factory() is not None:
-                context.run(loop.create_task, coro)
-            elif _EAGER_TASKS:
+            if _EAGER_TASKS:
                 # Its first step runs here, in this pass of the loop, not
                 # the next: what loop.create_task would make, started at once.
                 context.run(_start_eagerly, loop, coro)
@@ -508,16 +529,39 @@ class SyncToAsync(Generic[_P, _R]):
         __traceback_hide__ = True  # noqa: F841  # for debug pages and Sentry
         loop = asyncio.get_running_loop()
         try:
-            # A loop class (or instance) with a run_in_executor of its own
-            # gets every call through it, as upstream's loops do.
-            direct = loop.run_in_executor.__func__ is _stock_loops[type(loop)]  # type: ignore[attr-defined]
-        except (KeyError, AttributeError):
-            direct = _has_stock_run_in_executor(loop)
+            # A loop whose methods are stock: _takes_hops, inlined (a hop
+            # is the hottest path).
+            rie, cf, cst, cs = _stock_hops[type(loop)]  # type: ignore[misc]  # TypeError if None
+            direct = (
+                loop.run_in_executor.__func__ is rie  # type: ignore[attr-defined]
+                and loop.create_future.__func__ is cf  # type: ignore[attr-defined]
+                and loop.call_soon_threadsafe.__func__ is cst  # type: ignore[attr-defined]
+                and loop.call_soon.__func__ is cs  # type: ignore[attr-defined]
+            )
+        except (KeyError, TypeError, AttributeError):
+            direct = _takes_hops(loop)
         try:
             executor = route(self, loop, _pid) if self._thread_sensitive else self._executor
         except BaseException as exc:
             exc.__traceback__ = _without_plumbing(exc.__traceback__)
             raise
+        if direct:
+            # Where the loop's run_in_executor would send the call: the
+            # default executor only once that made one, and not once it
+            # would refuse to (shut down). uvloop's cannot be seen: there
+            # run_in_executor finds it.
+            target: Any = executor
+            if target is None:
+                target = getattr(loop, "_default_executor", None)
+                if target is None or loop._executor_shutdown_called:  # type: ignore[attr-defined]
+                    direct = False
+            if direct and type(target) not in _OUR_EXECUTORS:
+                # Any other executor gets what run_in_executor gives it,
+                # unless it is a plain thread pool.
+                pool = True
+                direct = getattr(getattr(target, "submit", None), "__func__", None) is _POOL_SUBMIT
+            else:
+                pool = False
         own_context = self.context is None
         carrier = ContextCarrier(contextvars.copy_context() if own_context else self.context)  # type: ignore[arg-type]
         # The wrapped call, as a functools.partial: thread_handler overrides
@@ -527,14 +571,22 @@ class SyncToAsync(Generic[_P, _R]):
         handler = functools.partial(
             self.thread_handler, loop, sys.exc_info(), task_context, carrier, child
         )
-        if not direct:
-            # Outside the try, as upstream: should it raise, this context
-            # is left as it is (still marked as using the default thread).
+        # Sent outside the try, as upstream: should sending raise, this
+        # context is left as it is (still marked as using the default thread).
+        if direct:
+            call = Call(handler, loop)
+            try:
+                if pool:
+                    target.submit(_run_once, [call])
+                else:
+                    send(target, call, loop)
+            except BaseException as exc:
+                exc.__traceback__ = _without_plumbing(exc.__traceback__)
+                raise
+        else:
             future = loop.run_in_executor(executor, handler)
         try:
             if direct:
-                call = Call(handler, loop)
-                send(executor, call, loop)
                 return await _outcome(call, task_context, loop)  # type: ignore[no-any-return]
             return await _outcome_of(future, task_context)  # type: ignore[no-any-return]
         except BaseException as exc:
@@ -633,24 +685,108 @@ async def _outcome_of(future: "Awaitable[Any]", task_context: "list[asyncio.Task
         future = None  # type: ignore[assignment]  # no cycle via a failure
 
 
-# Per loop class: its run_in_executor if that is asyncio's or uvloop's own,
-# else None. Only then may a hop bypass it.
-_stock_loops: "dict[type, Any]" = {}
+# -- Loops and executors a fast path may stand in for ---------------------------
+#
+# A fast path skips calls upstream makes on the running loop: a hop those of
+# run_in_executor (within it create_future and call_soon_threadsafe, then
+# asyncio.shield's create_future and the awaiting task's call_soon); an
+# async_to_sync inside sync_to_async those of call_soon_threadsafe,
+# create_task and the new task's call_soon; a ThreadSensitiveContext's exit
+# those of a wrapped future. So it is taken only where each of these is
+# asyncio's own (BaseEventLoop's, untouched) or uvloop's, on the loop's class
+# and on the loop itself; anywhere else the loop's own methods are called,
+# as upstream calls them.
+
+_HOP_METHODS = ("run_in_executor", "create_future", "call_soon_threadsafe", "call_soon")
+_TASK_METHODS = ("create_task", "call_soon_threadsafe", "call_soon")
+
+# Per loop class: its functions for those names (and create_task's code), if
+# all are stock; else None. Written from any thread: at worst twice, alike.
+_stock_hops: "dict[type, tuple[Any, ...] | None]" = {}
+_stock_tasks: "dict[type, tuple[Any, ...] | None]" = {}
+
+# Where asyncio's own loop methods were compiled from.
+_BASE_EVENTS_SOURCE = asyncio.base_events._run_until_complete_cb.__code__.co_filename  # type: ignore[attr-defined]
 
 
-def _has_stock_run_in_executor(loop: asyncio.AbstractEventLoop) -> bool:
-    cls = type(loop)
-    if cls not in _stock_loops:
-        owner = next((c for c in cls.__mro__ if "run_in_executor" in vars(c)), None)
-        stock = owner is asyncio.BaseEventLoop or (
-            owner is not None and (owner.__module__, owner.__qualname__) == ("uvloop.loop", "Loop")
-        )
-        _stock_loops[cls] = cls.run_in_executor if stock else None
-    # Through the bound method, not loop.__dict__: asking for an object's
+def _stock_methods(cls: type, names: "tuple[str, ...]") -> "tuple[Any, ...] | None":
+    """*cls*'s functions for *names*, if each is asyncio's or uvloop's own."""
+    found = []
+    for name in names:
+        owner = next((c for c in cls.__mro__ if name in vars(c)), None)
+        fn = vars(owner)[name] if owner is not None else None
+        if owner is asyncio.BaseEventLoop:
+            # Neither replaced on the class nor rewritten in place (APM agents
+            # do both): a plain function, with asyncio's code and nothing
+            # attached. Later, the callers notice a replacement, and a
+            # rewrite of create_task (the one agents rewrite).
+            stock = (
+                type(fn) is types.FunctionType
+                and not fn.__dict__
+                and fn.__code__.co_filename == _BASE_EVENTS_SOURCE
+                and fn.__code__.co_name == name
+            )
+        else:
+            stock = owner is not None and (owner.__module__, owner.__qualname__) == ("uvloop.loop", "Loop")
+        if not stock:
+            return None
+        found.append(fn)
+    return tuple(found)
+
+
+def _takes_hops(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether a hop may stand in for *loop*'s methods (SyncToAsync.__call__
+    inlines the first try)."""
+    # Through the bound methods, not loop.__dict__: asking for an object's
     # __dict__ makes CPython build one, which slows every attribute access
     # on the loop from then on.
-    stock = _stock_loops[cls]
-    return stock is not None and getattr(loop.run_in_executor, "__func__", None) is stock
+    try:
+        rie, cf, cst, cs = _stock_hops[type(loop)]  # type: ignore[misc]  # TypeError if None
+        return (
+            loop.run_in_executor.__func__ is rie  # type: ignore[attr-defined]
+            and loop.create_future.__func__ is cf  # type: ignore[attr-defined]
+            and loop.call_soon_threadsafe.__func__ is cst  # type: ignore[attr-defined]
+            and loop.call_soon.__func__ is cs  # type: ignore[attr-defined]
+        )
+    except KeyError:  # a class not seen yet
+        _stock_hops[type(loop)] = _stock_methods(type(loop), _HOP_METHODS)
+        return _takes_hops(loop)
+    except (TypeError, AttributeError):  # not stock, or a plain function set on the loop
+        return False
+
+
+def _takes_tasks(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether async_to_sync may stand in for *loop*'s methods to start its
+    task. create_task's code is compared too: Datadog's agent rewrites it in
+    place."""
+    try:
+        ct, code, cst, cs = _stock_tasks[type(loop)]  # type: ignore[misc]  # TypeError if None
+        return (
+            loop.create_task.__func__ is ct  # type: ignore[attr-defined]
+            and ct.__code__ is code
+            and loop.call_soon_threadsafe.__func__ is cst  # type: ignore[attr-defined]
+            and loop.call_soon.__func__ is cs  # type: ignore[attr-defined]
+        )
+    except KeyError:
+        stock = _stock_methods(type(loop), _TASK_METHODS)
+        _stock_tasks[type(loop)] = None if stock is None else (stock[0], stock[0].__code__, *stock[1:])
+        return _takes_tasks(loop)
+    except (TypeError, AttributeError):
+        return False
+
+
+# The executors our hops reach directly, and a plain thread pool's submit():
+# such a pool cannot tell what it runs, nor what becomes of its future.
+_OUR_EXECUTORS = frozenset({LaneExecutor, CurrentThreadExecutor})
+_POOL_SUBMIT = ThreadPoolExecutor.submit
+
+
+def _run_once(calls: "list[Call]") -> None:
+    """Run the one call in *calls*, taking it out first. A pool's work item
+    holds the list; a call that failed holds its exception, whose traceback
+    holds the worker's frames and through them the work item: without the
+    call in it, that is no cycle for the GC to collect."""
+    calls.pop()()
 
 
 # The twins' modules. Their frames in a failure's traceback are plumbing of

@@ -204,6 +204,31 @@ async def failing_hop():
         await sync_to_async(fail)()
 
 
+async def failing_non_thread_sensitive_hop():
+    # Through the loop's default executor, a thread pool: its work item must
+    # not keep the failure in a cycle.
+    with pytest.raises(KeyError):
+        await sync_to_async(fail, thread_sensitive=False)()
+
+
+class _OwnSubmit(ThreadPoolExecutor):
+    def submit(self, fn, *args, **kwargs):  # gets what run_in_executor would give
+        return super().submit(fn, *args, **kwargs)
+
+
+_POOLS = {"plain": ThreadPoolExecutor(1), "own submit": _OwnSubmit(1)}
+
+
+async def failing_hop_on_a_thread_pool():
+    with pytest.raises(KeyError):
+        await sync_to_async(fail, thread_sensitive=False, executor=_POOLS["plain"])()
+
+
+async def failing_hop_on_an_executor_with_its_own_submit():
+    with pytest.raises(KeyError):
+        await sync_to_async(fail, thread_sensitive=False, executor=_POOLS["own submit"])()
+
+
 async def failing_async_inside_sync():
     async def inner():
         raise KeyError("failed")
@@ -216,7 +241,11 @@ async def failing_async_inside_sync():
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("call", [failing_hop, failing_async_inside_sync])
+@pytest.mark.parametrize(
+    "call",
+    [failing_hop, failing_non_thread_sensitive_hop, failing_hop_on_a_thread_pool,
+     failing_hop_on_an_executor_with_its_own_submit, failing_async_inside_sync],
+)
 async def test_failed_calls_leave_no_garbage(call):
     await call()
     with Garbage() as garbage:

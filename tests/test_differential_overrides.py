@@ -1,0 +1,544 @@
+"""Differential tests (see differential.py) of what our fast paths must not
+bypass: a loop's own ``create_task``, ``call_soon_threadsafe``, ``call_soon``
+and ``create_future`` (overridden by a subclass, patched on the instance or on
+asyncio's class, as APM agents do), a task factory, an executor's own
+``submit()`` and the future it returns, a default executor that was shut
+down; and the garbage a failed call leaves for the cyclic GC. Each scenario
+runs under upstream asgiref 3.13.0 and under this run's twin, in fresh
+interpreters."""
+
+import textwrap
+
+import pytest
+
+import differential
+from differential import upstream_available
+
+pytestmark = [
+    pytest.mark.skipif(not upstream_available(), reason="upstream asgiref is not installed"),
+    pytest.mark.timeout(180),
+]
+
+
+def compare(*parts: str) -> "tuple[dict, dict]":
+    """Upstream's observations and ours, of the scenario made of *parts*
+    (shared set-up, then the case); neither may crash or hang."""
+    upstream, ours = differential.compare("\n".join(textwrap.dedent(part) for part in parts))
+    for observed in (upstream, ours):
+        assert "crash" not in observed and "hang" not in observed, observed
+    return upstream, ours
+
+
+SETUP = """
+import asyncio, functools, gc, os, threading
+from concurrent.futures import ThreadPoolExecutor
+from asgiref.sync import ThreadSensitiveContext, async_to_sync, sync_to_async
+
+seen = []
+
+def name(obj):
+    # What a loop method or an executor was handed, named alike under both:
+    # a partial by its function, a coroutine or function by its qualified name.
+    obj = getattr(obj, "func", obj)
+    return getattr(obj, "__qualname__", None) or type(obj).__name__
+
+async def back_on_the_loop(value):
+    task = asyncio.current_task()
+    return [value, thread_label(), task is not None and not task.done()]
+
+def calls_back(value):
+    # async_to_sync inside sync_to_async: the coroutine goes back to the loop.
+    return async_to_sync(back_on_the_loop)(value)
+
+async def every_kind_of_bridge():
+    out = [await sync_to_async(calls_back)(1)]
+    out.append(await sync_to_async(calls_back, thread_sensitive=False)(2))
+    async with ThreadSensitiveContext():
+        out.append(await sync_to_async(calls_back)(3))
+    return out
+"""
+
+
+# -- async_to_sync inside sync_to_async: the loop's create_task and call_soon_threadsafe
+
+def test_a_loop_subclass_with_its_own_create_task_gets_every_task():
+    upstream, ours = compare(SETUP, """
+        class TaskLoop(asyncio.SelectorEventLoop):
+            def create_task(self, coro, **kwargs):
+                seen.append([name(coro), sorted(kwargs)])
+                return super().create_task(coro, **kwargs)
+
+        loop = TaskLoop()
+        record("results", loop.run_until_complete(every_kind_of_bridge()))
+        loop.close()
+        record("seen", seen)
+    """)
+    assert ours == upstream
+    assert upstream["seen"].count(["AsyncToSync.main_wrap", []]) == 3
+
+
+def test_an_instance_patched_create_task_gets_every_task():
+    # As New Relic's agent patches the running loop's create_task.
+    upstream, ours = compare(SETUP, """
+        async def main():
+            loop = asyncio.get_running_loop()
+            stock = loop.create_task
+
+            def create_task(coro, **kwargs):
+                seen.append([name(coro), sorted(kwargs)])
+                return stock(coro, **kwargs)
+
+            first = await sync_to_async(calls_back)(0)  # before the patch
+            loop.create_task = create_task
+            return [first] + await every_kind_of_bridge()
+
+        record("results", asyncio.run(main()))
+        record("seen", seen)
+    """)
+    assert ours == upstream
+    assert upstream["seen"].count(["AsyncToSync.main_wrap", []]) == 3
+
+
+@pytest.mark.parametrize("when", ["before the first call", "after the first call"])
+@pytest.mark.parametrize("how", ["replaced", "recoded in place"])
+def test_asyncios_create_task_patched_on_its_class_gets_every_task(when, how):
+    # As APM agents patch asyncio.BaseEventLoop.create_task: New Relic's
+    # replaces it with a wrapper, Datadog's rewrites its code in place.
+    upstream, ours = compare(SETUP, f"WHEN, HOW = {when!r}, {how!r}", """
+        original = asyncio.BaseEventLoop.create_task
+
+        def patch():
+            if HOW == "replaced":
+                def create_task(self, coro, **kwargs):
+                    seen.append([name(coro), sorted(kwargs)])
+                    return original(self, coro, **kwargs)
+                asyncio.BaseEventLoop.create_task = create_task
+                return
+            # The same function object, running other code (in asyncio's
+            # module globals, where the code finds what it needs).
+            moved = type(original)(original.__code__, original.__globals__, "moved", original.__defaults__)
+            moved.__kwdefaults__ = original.__kwdefaults__
+
+            def create_task(self, coro, *, name=None, context=None):
+                _patched_seen.append([_patched_name(coro), [k for k, v in (("name", name), ("context", context)) if v is not None]])
+                return _patched_original(self, coro, name=name, context=context)
+
+            original.__globals__.update(_patched_seen=seen, _patched_name=globals()["name"], _patched_original=moved)
+            original.__code__ = create_task.__code__
+
+        async def main():
+            first = None
+            if WHEN == "after the first call":
+                first = await sync_to_async(calls_back)(0)
+                patch()
+            return [first] + await every_kind_of_bridge()
+
+        if WHEN == "before the first call":
+            patch()
+        record("results", asyncio.run(main()))
+        record("seen", seen)
+    """)
+    assert ours == upstream
+    assert upstream["seen"].count(["AsyncToSync.main_wrap", []]) == 3
+
+
+def test_a_loop_with_its_own_call_soon_threadsafe_gets_every_call():
+    upstream, ours = compare(SETUP, """
+        class ThreadsafeLoop(asyncio.SelectorEventLoop):
+            def call_soon_threadsafe(self, callback, *args, **kwargs):
+                seen.append([name(callback)] + [name(arg) for arg in args])
+                return super().call_soon_threadsafe(callback, *args, **kwargs)
+
+        loop = ThreadsafeLoop()
+        record("results", loop.run_until_complete(every_kind_of_bridge()))
+        loop.close()
+
+        async def patched_main():
+            loop = asyncio.get_running_loop()
+            stock = loop.call_soon_threadsafe
+
+            def patched(callback, *args, **kwargs):
+                seen.append(["patched", name(callback)] + [name(arg) for arg in args])
+                return stock(callback, *args, **kwargs)
+
+            loop.call_soon_threadsafe = patched
+            return await every_kind_of_bridge()
+
+        record("patched results", asyncio.run(patched_main()))
+        record("seen", seen)
+    """)
+    assert ours == upstream
+    assert upstream["seen"].count(["BaseEventLoop.create_task", "AsyncToSync.main_wrap"]) == 3
+    assert upstream["seen"].count(["patched", "BaseEventLoop.create_task", "AsyncToSync.main_wrap"]) == 3
+
+
+@pytest.mark.parametrize("method", ["call_soon", "create_future"])
+@pytest.mark.parametrize("where", ["subclass", "instance"])
+def test_a_loop_with_its_own_call_soon_or_create_future_sees_what_upstream_makes(method, where):
+    # Every callback scheduled, or every future made, in order: hops on such
+    # a loop call them exactly as upstream's do.
+    upstream, ours = compare(SETUP, f"METHOD, WHERE = {method!r}, {where!r}", """
+        def note(callback=None):
+            seen.append([METHOD, name(callback)] if callback else [METHOD])
+
+        class OwnLoop(asyncio.SelectorEventLoop):
+            if METHOD == "call_soon":
+                def call_soon(self, callback, *args, **kwargs):
+                    note(callback)
+                    return super().call_soon(callback, *args, **kwargs)
+            else:
+                def create_future(self):
+                    note()
+                    return super().create_future()
+
+        async def main():
+            if WHERE == "instance":
+                loop = asyncio.get_running_loop()
+                stock = getattr(loop, METHOD)
+
+                def patched(*args, **kwargs):
+                    note(*args[:1])
+                    return stock(*args, **kwargs)
+
+                setattr(loop, METHOD, patched)
+            out = [await sync_to_async(thread_label)()]
+            out.append(await sync_to_async(thread_label, thread_sensitive=False)())
+            out.append(await sync_to_async(calls_back)(1))
+            async with ThreadSensitiveContext():
+                out.append(await sync_to_async(thread_label)())
+            return out
+
+        loop = OwnLoop() if WHERE == "subclass" else asyncio.new_event_loop()
+        record("results", loop.run_until_complete(main()))
+        loop.close()
+        record("seen", seen)
+    """)
+    assert ours == upstream
+    assert len(upstream["seen"]) > 4
+
+
+def test_a_contexts_exit_on_a_loop_with_methods_of_its_own_waiting_or_cancelled():
+    # The exit waits for the context's thread as upstream's does, through the
+    # loop's own methods; cancelled, it leaves that thread's work running.
+    upstream, ours = compare(SETUP, """
+        started, release = threading.Event(), threading.Event()
+
+        futures = []
+
+        class OwnLoop(asyncio.SelectorEventLoop):
+            # Each method's calls apart: the order between the two depends
+            # on when the other thread gets there.
+            def create_future(self):
+                # By task: the main task's polling below makes a varying number.
+                task = asyncio.current_task(self)
+                futures.append(task.get_name() if task is not None else None)
+                return super().create_future()
+
+            def call_soon_threadsafe(self, callback, *args, **kwargs):
+                seen.append(name(callback))
+                return super().call_soon_threadsafe(callback, *args, **kwargs)
+
+        def calls(task):
+            out = [futures.count(task)] + seen
+            futures.clear()
+            seen.clear()
+            return out
+
+        def blocked():
+            started.set()
+            release.wait(10)
+            return thread_label()
+
+        async def outcome(task):
+            try:
+                return await asyncio.wait_for(task, 15)
+            except BaseException as exc:
+                return type(exc).__name__
+
+        async def main():
+            async with ThreadSensitiveContext():  # an idle thread at the exit
+                await sync_to_async(thread_label)()
+            record("idle exit", calls("main"))
+            context, work = ThreadSensitiveContext(), {}
+
+            async def leave():
+                async with context:
+                    work["task"] = asyncio.create_task(sync_to_async(blocked)())
+                    await asyncio.to_thread(started.wait, 10)
+
+            leaving = asyncio.create_task(leave(), name="leave")
+            while not ("task" in work and context.token is None):  # until the exit has begun
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0)
+            record("exit still waiting", not leaving.done())
+            leaving.cancel()
+            record("exit", await outcome(leaving))
+            release.set()
+            record("work ran on another thread", await outcome(work["task"]) not in ("T0", "CancelledError"))
+            record("cancelled exit", calls("leave"))
+
+        loop = OwnLoop()
+        loop.run_until_complete(loop.create_task(main(), name="main"))
+        loop.close()
+    """)
+    assert ours == upstream
+    assert upstream["exit"] == "CancelledError" and upstream["work ran on another thread"]
+
+
+# -- A task factory ---------------------------------------------------------------
+
+def test_a_task_factory_makes_async_to_syncs_task():
+    upstream, ours = compare(SETUP, """
+        import contextvars
+
+        request = contextvars.ContextVar("request", default=None)
+
+        def factory(loop, coro, **kwargs):
+            seen.append([name(coro), sorted(kwargs), request.get(), thread_label()])
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        def sets_and_calls_back(value):
+            request.set(value)
+            return calls_back(value)
+
+        async def main():
+            asyncio.get_running_loop().set_task_factory(factory)
+            out = await every_kind_of_bridge()
+            out.append(await sync_to_async(sets_and_calls_back)("r1"))
+            return out
+
+        record("results", asyncio.run(main()))
+        record("seen", [entry for entry in seen if entry[0] == "AsyncToSync.main_wrap"])
+    """)
+    assert ours == upstream
+    assert upstream["seen"][-1] == ["AsyncToSync.main_wrap", [], "r1", "T0"]
+
+
+def test_a_task_factory_that_raises_is_reported_as_upstream_reports_it():
+    # Upstream's caller then waits for ever: report what the loop's exception
+    # handler was told, and leave.
+    upstream, ours = compare(SETUP, """
+        import sys
+
+        def factory(loop, coro, **kwargs):
+            if name(coro) == "AsyncToSync.main_wrap":
+                coro.close()
+                raise LookupError("no task for you")
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        def handler(loop, context):
+            message = context["message"]
+            record("message", message.split(" at ")[0].split("(")[0])
+            record("keys", sorted(context))
+            record("exception", repr(context.get("exception")))
+            record("handle", name(getattr(context.get("handle"), "_callback", None)))
+            _report()
+            sys.stdout.flush()
+            os._exit(0)
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            loop.set_task_factory(factory)
+            loop.set_exception_handler(handler)
+            await sync_to_async(calls_back)(1)
+
+        asyncio.run(main())
+    """)
+    assert ours == upstream
+    assert upstream["exception"] == "LookupError('no task for you')"
+
+
+# -- An executor's own submit() and its future -------------------------------------
+
+EXECUTORS = """
+class WatchedExecutor(ThreadPoolExecutor):
+    # What an executor's submit() is handed, and the outcome of the future
+    # it returns (as an executor that logs failures would see them).
+    def submit(self, fn, *args, **kwargs):
+        partial = isinstance(fn, functools.partial)
+        entry = {
+            "fn": name(fn),
+            "extra args": len(args),
+            "loop first": partial and fn.args[0] is asyncio.get_running_loop(),
+            "calls": partial and name(fn.args[-1]),
+        }
+        seen.append(entry)
+        future = super().submit(fn, *args, **kwargs)
+
+        def done(future):
+            failure = future.exception()
+            entry["outcome"] = repr(failure) if failure is not None else future.result()
+
+        future.add_done_callback(done)
+        return future
+
+def user_function(value):
+    if value == "fail":
+        raise KeyError(value)
+    return value
+
+async def outcome(awaitable):
+    try:
+        return await awaitable
+    except KeyError as exc:
+        return repr(exc)
+"""
+
+
+def test_an_executor_given_to_sync_to_async_gets_what_run_in_executor_would_give():
+    upstream, ours = compare(SETUP, EXECUTORS, """
+        async def main():
+            out = []
+            with WatchedExecutor(max_workers=1) as pool:
+                for value in (1, "fail"):
+                    out.append(await outcome(sync_to_async(user_function, thread_sensitive=False, executor=pool)(value)))
+            return out
+
+        record("results", asyncio.run(main()))
+        record("seen", seen)
+    """)
+    assert ours == upstream
+    assert [entry["fn"] for entry in upstream["seen"]] == ["SyncToAsync.thread_handler"] * 2
+    assert [entry["outcome"] for entry in upstream["seen"]] == [1, "KeyError('fail')"]
+
+
+def test_a_default_executor_set_on_the_loop_gets_what_run_in_executor_would_give():
+    upstream, ours = compare(SETUP, EXECUTORS, """
+        async def main():
+            loop = asyncio.get_running_loop()
+            loop.set_default_executor(WatchedExecutor(max_workers=1))
+            return [await outcome(sync_to_async(user_function, thread_sensitive=False)(value))
+                    for value in (1, "fail")]
+
+        record("results", asyncio.run(main()))
+        record("seen", seen)
+    """)
+    assert ours == upstream
+    assert [entry["outcome"] for entry in upstream["seen"]] == [1, "KeyError('fail')"]
+
+
+def test_uvloops_default_executor_gets_what_run_in_executor_would_give():
+    pytest.importorskip("uvloop")
+    upstream, ours = compare(SETUP, EXECUTORS, """
+        import uvloop
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            loop.set_default_executor(WatchedExecutor(max_workers=1))
+            return [await outcome(sync_to_async(user_function, thread_sensitive=False)(value))
+                    for value in (1, "fail")]
+
+        record("results", uvloop.run(main()))
+        record("seen", seen)
+    """)
+    assert ours == upstream
+    assert [entry["outcome"] for entry in upstream["seen"]] == [1, "KeyError('fail')"]
+
+
+def test_a_thread_sensitive_contexts_executor_gets_what_run_in_executor_would_give():
+    upstream, ours = compare(SETUP, EXECUTORS, """
+        async def main():
+            with WatchedExecutor(max_workers=1) as pool:
+                async with ThreadSensitiveContext(executor=pool):
+                    return [await outcome(sync_to_async(user_function)(value)) for value in (1, "fail")]
+
+        record("results", asyncio.run(main()))
+        record("seen", seen)
+    """)
+    assert ours == upstream
+    assert [entry["outcome"] for entry in upstream["seen"]] == [1, "KeyError('fail')"]
+
+
+def test_a_refusing_executor_fails_the_call_as_upstream():
+    upstream, ours = compare(SETUP, EXECUTORS, """
+        import sys
+
+        async def main():
+            pool = ThreadPoolExecutor(max_workers=1)
+            pool.shutdown()
+            try:
+                await sync_to_async(user_function, thread_sensitive=False, executor=pool)(1)
+            except RuntimeError as exc:
+                tb = exc.__traceback__
+                names = []
+                while tb is not None:
+                    names.append(tb.tb_frame.f_code.co_name)
+                    tb = tb.tb_next
+                return [repr(exc), "main" in names, names[-1]]
+
+        record("results", asyncio.run(main()))
+    """)
+    assert ours == upstream
+
+
+def test_a_call_after_the_default_executor_was_shut_down():
+    upstream, ours = compare(SETUP, """
+        async def call():
+            try:
+                return await sync_to_async(thread_label, thread_sensitive=False)()
+            except RuntimeError as exc:
+                return repr(exc)
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            out = [await call()]  # makes the default executor
+            await loop.shutdown_default_executor()
+            out.append(await call())
+            return out
+
+        record("results", asyncio.run(main()))
+
+        async def never_made():
+            await asyncio.get_running_loop().shutdown_default_executor()
+            return await call()
+
+        record("never made", asyncio.run(never_made()))
+    """)
+    assert ours == upstream
+    assert upstream["results"][1] == "RuntimeError('Executor shutdown has been called')"
+
+
+# -- Garbage left by a failed call ---------------------------------------------------
+
+def test_failed_calls_through_a_thread_pool_leave_no_garbage():
+    # Upstream leaves a reference cycle through each failure (its traceback
+    # holds the frame that holds the future holding it); we leave none.
+    upstream, ours = compare(SETUP, """
+        def fail():
+            raise KeyError("failed")
+
+        async def failing(**kwargs):
+            try:
+                await sync_to_async(fail, **kwargs)()
+            except KeyError:
+                pass
+
+        class OwnSubmit(ThreadPoolExecutor):
+            def submit(self, fn, *args, **kwargs):
+                return super().submit(fn, *args, **kwargs)
+
+        async def main():
+            pool, own = ThreadPoolExecutor(max_workers=2), OwnSubmit(max_workers=2)
+            kinds = {
+                "thread-sensitive": {},
+                "default executor": {"thread_sensitive": False},
+                "a thread pool": {"thread_sensitive": False, "executor": pool},
+                "an executor with its own submit": {"thread_sensitive": False, "executor": own},
+            }
+            for kind, kwargs in kinds.items():
+                await failing(**kwargs)  # warm up
+                gc.collect()
+                gc.set_debug(gc.DEBUG_SAVEALL)
+                for _ in range(10):
+                    await failing(**kwargs)
+                gc.collect()
+                record(kind, len(gc.garbage))
+                gc.set_debug(0)
+                gc.garbage.clear()
+            pool.shutdown()
+            own.shutdown()
+
+        asyncio.run(main())
+    """)
+    assert all(count > 0 for count in upstream.values()), upstream
+    assert ours == {kind: 0 for kind in upstream}
