@@ -40,15 +40,7 @@ def setup(impl: str, database: str):
         if impl not in FLOORS:
             assert asgiref_fast.COMPILED == (impl == "compiled"), f"{impl} twin is not available"
     if impl == "inline":
-        # Django refuses its sync-only calls on a loop's thread unless told.
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-        from asgiref_fast.sync import SyncToAsync
-
-        async def run_in_place(self, *args, **kwargs):
-            HOPS[0] += 1
-            return self.func(*args, **kwargs)
-
-        SyncToAsync.__call__ = run_in_place
+        run_sync_in_place()
     configure(database)
     create_database()
     if impl == "wsgi":
@@ -58,6 +50,20 @@ def setup(impl: str, database: str):
     from django.core.handlers.asgi import ASGIHandler
 
     return ASGIHandler()
+
+
+def run_sync_in_place() -> None:
+    """The inline floor: every sync_to_async call (of the asgiref in effect)
+    runs in place on the event loop, so no thread is involved at all."""
+    # Django refuses its sync-only calls on a loop's thread unless told.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from asgiref.sync import SyncToAsync
+
+    async def run_in_place(self, *args, **kwargs):
+        HOPS[0] += 1
+        return self.func(*args, **kwargs)
+
+    SyncToAsync.__call__ = run_in_place
 
 
 def configure(database: str) -> None:
@@ -125,6 +131,7 @@ def served_by(request) -> dict:
         "compiled": None,
         "max_spinners": None,
         "location": None,
+        "inline": bool(HOPS[0]) or os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE") == "true",
     }
     if found["interface"] == "asgi":
         found["loop"] = type(asyncio.get_running_loop()).__module__.partition(".")[0]

@@ -6,8 +6,10 @@ names it in $ASGIREF_FAST_BENCH_DB."""
 
 import os
 
-from .django_app import configure
+from .django_app import configure, run_sync_in_place
 
+if os.environ.get("ASGIREF_FAST_BENCH_INLINE") == "1":  # the floor with no thread at all
+    run_sync_in_place()
 configure(os.environ["ASGIREF_FAST_BENCH_DB"])
 
 

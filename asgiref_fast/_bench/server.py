@@ -7,6 +7,8 @@ asgiref, on asgiref_fast's compiled and pure twins (switched on by
 ASGIREF_FAST=1, as a deployment would), on the compiled twin with spinning off
 (a diagnostic row), and, as the reference for what the view costs with no
 sync/async bridge at all, the same app under gunicorn's sync workers (WSGI).
+A floor row: uvicorn with every sync_to_async call run in place on the loop,
+the most any bridge could give there.
 
 Each round starts every contender's server in turn (the order rotating from
 round to round), asks each of its workers on /facts what it runs, warms it up,
@@ -67,6 +69,11 @@ CONTENDERS = {c.name: c for c in (
               {"interface": "asgi", "asgiref_sync": "asgiref_fast.sync", "compiled": True, "max_spinners": 0},
               diagnostic=True),
     Contender("wsgi", "gunicorn sync workers (WSGI reference)", {}, {"interface": "wsgi"}, wsgi=True),
+    # The most any bridge could give: the same ASGI requests with every
+    # sync_to_async call run in place on the loop (a floor, not a deployment:
+    # sync code then blocks the loop).
+    Contender("inline", "floor: no thread at all (sync code on the loop)",
+              {"ASGIREF_FAST_BENCH_INLINE": "1"}, {"interface": "asgi", "inline": True}, diagnostic=True),
 )}
 
 
