@@ -44,14 +44,14 @@ class LaneExecutor(Executor):
         self._end: "_EndOfLease | None" = None
         self._context: "contextvars.Context | None" = None
 
-    def _push(self, item: Any) -> None:
+    def _push(self, item: Any, handoff: bool = False) -> None:
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             lane = self._lane
             if lane is None or lane.forks != _forks:  # new, or forked since
                 lane = self._lane = _pool.borrow(self._fresh)
-            lane.queue.push(item)
+            lane.queue.push(item, handoff)
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> "Future[Any]":
         # Submitted work of one lease shares a context of its own, as the
@@ -59,7 +59,7 @@ class LaneExecutor(Executor):
         if self._context is None:
             self._context = contextvars.Context()
         work = FutureWork(self._context.run, (fn, *args), kwargs)
-        self._push(work)
+        self._push(work, handoff=True)  # a submitter waits for the future
         return work.future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -118,7 +118,7 @@ def lend_once(fn: Callable[[], None], then: Callable[[], None]) -> None:
     pool, then call *then* (on the lane): whoever *then* wakes finds the lane
     free again for its next call."""
     lane = _pool.borrow()
-    lane.queue.push(_Once(lane, fn, then))
+    lane.queue.push(_Once(lane, fn, then), handoff=True)  # the caller waits for it
 
 
 class _Once:

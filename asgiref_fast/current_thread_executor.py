@@ -71,11 +71,11 @@ class CurrentThreadExecutor(Executor):
     def _stop(self, future: "Future[Any] | None" = None) -> None:
         self._queue.close()
 
-    def _push(self, item: Callable[[], None]) -> None:
+    def _push(self, item: Callable[[], None], handoff: bool = False) -> None:
         # The nearest executor in the chain that still runs work takes it.
         executor: CurrentThreadExecutor | None = self
         while executor is not None:
-            if executor._queue.push(item):
+            if executor._queue.push(item, handoff):
                 return
             executor = executor._old_executor
         raise RuntimeError("CurrentThreadExecutor already quit or is broken")
@@ -88,5 +88,5 @@ class CurrentThreadExecutor(Executor):
                 "You cannot submit onto CurrentThreadExecutor from its own thread"
             )
         work = FutureWork(fn, args, kwargs)
-        self._push(work)
+        self._push(work, handoff=True)  # a submitter waits for the future
         return work.future

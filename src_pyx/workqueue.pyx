@@ -54,6 +54,7 @@ cdef object _monotonic = time.monotonic
 cdef Py_ssize_t _COMPACT_AT = 1024
 
 
+
 # -- Spinning (spin.h), shared with hop.pyx --------------------------------
 cdef asf_spin_state _spin
 _spin.probe_fd = asf_open_probe()
@@ -274,8 +275,10 @@ cdef class WorkQueue:
         with self._lock:
             return self._closed
 
-    def push(self, item):
-        """Queue *item*; False, and nothing queued, once the queue is closed."""
+    def push(self, item, handoff=False):
+        """Queue *item*; False, and nothing queued, once the queue is closed.
+        *handoff*: the caller is about to wait for this work, so the GIL is
+        let go of while the consumer is woken (see below)."""
         with self._lock:
             if self._closed:
                 return False
@@ -285,18 +288,33 @@ cdef class WorkQueue:
             if not self._parked:
                 return True
             self._parked = False
-        PyThread_release_lock(self._wakeup)
+        if handoff:
+            # Woken, the consumer wants the GIL at once, and the caller has
+            # nothing to do but wait: let go of the GIL for the wake-up, so
+            # that a consumer the kernel runs right away (on this core, in
+            # the caller's place, as it often does on a busy machine) takes
+            # it and its work, rather than going back to sleep on the GIL.
+            # (An event loop pushing work goes on with other work instead:
+            # the consumer takes the GIL when the loop next lets go of it,
+            # with whatever more the loop queued for it meanwhile.)
+            with nogil:
+                PyThread_release_lock(self._wakeup)
+        else:
+            PyThread_release_lock(self._wakeup)
         return True
 
     def close(self):
-        """Refuse further pushes; the consumer drains what is queued."""
+        """Refuse further pushes; the consumer drains what is queued. The
+        consumer is woken as by ``push(..., handoff=True)``: nothing more can
+        come for it to wait for."""
         with self._lock:
             self._closed = True
             asf_add(&self._signals, 1)
             if not self._parked:
                 return
             self._parked = False
-        PyThread_release_lock(self._wakeup)
+        with nogil:
+            PyThread_release_lock(self._wakeup)
 
     def idle(self):
         """True when nothing is queued and the consumer is not running an

@@ -76,8 +76,10 @@ class WorkQueue:
     def closed(self) -> bool:
         return self._closed
 
-    def push(self, item: Any) -> bool:
-        """Queue *item*; False, and nothing queued, once the queue is closed."""
+    def push(self, item: Any, handoff: bool = False) -> bool:
+        """Queue *item*; False, and nothing queued, once the queue is closed.
+        *handoff* (the caller is about to wait for this work) changes nothing
+        here: the compiled twin lets go of the GIL as it wakes the consumer."""
         with self._lock:
             if self._closed:
                 return False
