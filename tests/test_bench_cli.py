@@ -182,8 +182,9 @@ def test_no_load_is_said_too():
 @pytest.mark.parametrize(("args", "message"), [
     (["--load", "-1"], "--load: must be at least 0, not -1"),
     (["--load", "two"], "--load: not a whole number: 'two'"),
-    (["--server-rounds", "2"], "--server-rounds: only with --server"),
-    (["--connections", "8", "--workers", "1"], "--connections, --workers: only with --server"),
+    (["--quick", "--server-rounds", "2"], "--server-rounds: only with --server, or in a full run"),
+    (["--only", "hop", "--connections", "8", "--workers", "1"],
+     "--connections, --workers: only with --server, or in a full run"),
     (["--server", "--server-duration", "0"], "--server-duration: must be at least 1, not 0"),
     (["--server", "nginx"], "invalid choice: 'nginx'"),
     (["--server", "--plot", "x.png"], "--plot draws the in-process cases"),

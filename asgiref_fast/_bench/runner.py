@@ -1,8 +1,9 @@
 """``python -m asgiref_fast bench``: every case against upstream asgiref and
 both twins, alternating between them so a noisy machine's drift hits all
 alike, then a table of medians and ratios (ours ÷ upstream; below 1 is faster).
-``--server`` compares them under real servers instead (server.py); ``--load N``
-runs either beside N busy-loop processes, as on a machine at peak.
+A full run (no ``--quick``, no ``--only``) then compares them under real
+servers (server.py); ``--server`` does only that. ``--load N`` runs everything
+beside N busy-loop processes, as on a machine at peak.
 """
 
 import argparse
@@ -137,8 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--load", type=_count, default=0, metavar="N",
                         help="run everything beside N busy-loop processes, as on a machine at peak (default 0)")
     group = parser.add_argument_group(
-        "real servers", "--server runs the bench's Django app under uvicorn and gunicorn on loopback, "
-        "loaded by wrk (or Python clients); the in-process cases run too only if named with --only or added with --django")
+        "real servers", "the bench's Django app under uvicorn and gunicorn on loopback, loaded by wrk (or Python "
+        "clients): part of a full run (no --quick, no --only); --server runs only them, unless cases are named "
+        "with --only or added with --django")
     group.add_argument("--server", nargs="*", metavar="NAME", choices=list(server.CONTENDERS),
                        help=f"compare these servers (default: all of {', '.join(server.CONTENDERS)})")
     group.add_argument("--server-rounds", type=_positive, metavar="N", help="rounds (default 3; --quick: 2)")
@@ -160,14 +162,19 @@ def _terminate(signum, frame):
 def main(argv: "list[str] | None" = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # A full run (no --quick, no --only) ends with the real servers, where
+    # they can run here; --server asks for them alone.
+    implied = args.server is None and not args.quick and not args.only
     server_options = ("server_rounds", "server_duration", "connections", "workers", "client")
-    if args.server is None:
+    if args.server is None and not implied:
         given = [f"--{name.replace('_', '-')}" for name in server_options if getattr(args, name) is not None]
         if given:
-            parser.error(f"{', '.join(given)}: only with --server")
+            parser.error(f"{', '.join(given)}: only with --server, or in a full run")
     if args.client == "wrk" and not shutil.which("wrk"):
         parser.error("--client wrk: wrk is not on PATH")
     in_process = args.server is None or bool(args.only) or args.django
+    if implied:
+        args.server = []
     if args.plot and not in_process:
         parser.error("--plot draws the in-process cases: add --only or --django, or drop --plot")
 
@@ -207,8 +214,10 @@ def main(argv: "list[str] | None" = None) -> int:
         try:
             servers = (options, *server.available(options))
         except server.Unavailable as exc:
-            print(f"Cannot run the real-server comparison: {exc}.", file=sys.stderr)
-            return 2
+            if not implied:
+                print(f"Cannot run the real-server comparison: {exc}.", file=sys.stderr)
+                return 2
+            print(f"(no real-server comparison here: {exc})", file=sys.stderr)
 
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
