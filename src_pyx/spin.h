@@ -18,10 +18,11 @@
    ASF_PROBE_EVERY_NS) is at most the number of cores, the would-be spinner
    counted. Where there is no such count, nobody spins.
 
-   All fields are read and written with atomic operations: nothing here leans
-   on the GIL. At most ``max_spinners`` threads spin at once, a spin never
-   outlasts its budget, and a waiter whose spins find nothing soon stops
-   spinning. */
+   The fields are read and written with atomic operations, but for
+   gil_locked and cores, set at import before any thread can wait here:
+   nothing here leans on the GIL. At most ``max_spinners`` threads spin at
+   once, a spin never outlasts its budget, and a waiter whose spins find
+   nothing soon stops spinning. */
 
 #ifndef ASGIREF_FAST_SPIN_H
 #define ASGIREF_FAST_SPIN_H

@@ -54,7 +54,6 @@ cdef object _monotonic = time.monotonic
 cdef Py_ssize_t _COMPACT_AT = 1024
 
 
-
 # -- Spinning (spin.h), shared with hop.pyx --------------------------------
 cdef asf_spin_state _spin
 _spin.probe_fd = asf_open_probe()
@@ -304,9 +303,9 @@ cdef class WorkQueue:
         return True
 
     def close(self):
-        """Refuse further pushes; the consumer drains what is queued. The
-        consumer is woken as by ``push(..., handoff=True)``: nothing more can
-        come for it to wait for."""
+        """Refuse further pushes; the consumer drains what is queued. A
+        parked consumer is woken as by ``push(..., handoff=True)``: whoever
+        closes the queue has nothing more for it."""
         with self._lock:
             self._closed = True
             asf_add(&self._signals, 1)
