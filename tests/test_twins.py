@@ -136,14 +136,20 @@ def test_workqueue_producers_and_consumer(twin):
     assert queue.pop(0.01) is None
 
 
-def test_workqueue_wakes_a_parked_consumer(twin):
+@pytest.mark.parametrize("handoff", [False, True], ids=["push", "push handing off"])
+def test_workqueue_wakes_a_parked_consumer(twin, handoff):
+    # Handing off (the compiled twin lets go of the GIL to wake the consumer)
+    # changes only who runs first, never what is delivered.
     for _ in range(300):
         queue = twin.workqueue.WorkQueue()
         got = []
-        consumer = start(lambda: got.append(queue.pop(WAIT)))
-        queue.push("item")
+        consumer = start(lambda: got.extend([queue.pop(WAIT), queue.pop(WAIT)]))
+        assert queue.push("item", handoff) is True
+        assert queue.push("next", handoff=handoff) is True
         join(consumer)
-        assert got == ["item"]
+        assert got == ["item", "next"]
+    queue.close()
+    assert queue.push("late", handoff) is False
 
 
 def test_workqueue_close_wakes_a_parked_consumer(twin):
