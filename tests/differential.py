@@ -83,3 +83,12 @@ def observe(scenario: str, implementation: str, timeout: float = 30) -> dict:
 def compare(scenario: str, timeout: float = 30) -> "tuple[dict, dict]":
     """(upstream's observations, ours) for *scenario*."""
     return tuple(observe(scenario, impl, timeout) for impl in IMPLEMENTATIONS)  # type: ignore[return-value]
+
+
+def compare_sound(*parts: str, timeout: float = 30) -> "tuple[dict, dict]":
+    """compare() of the scenario made of *parts* (a shared set-up, then the
+    case), where neither implementation may crash or hang."""
+    upstream, ours = compare("\n".join(textwrap.dedent(part) for part in parts), timeout)
+    for observed in (upstream, ours):
+        assert "crash" not in observed and "hang" not in observed, observed
+    return upstream, ours
