@@ -303,9 +303,13 @@ cdef class Call:
             self._value = self._fn()
             self._ok = True
         except StopIteration as exc:
-            # A future cannot hold it; a coroutine turns it into this too.
-            self._value = RuntimeError("sync function raised StopIteration")
+            # A future cannot hold it. Python 3.13+'s asyncio wraps it like
+            # this (upstream hangs on 3.11/3.12); every Python gets 3.13's.
+            self._value = RuntimeError(
+                "StopIteration interacts badly with generators and cannot be raised into a Future"
+            )
             self._value.__cause__ = exc
+            self._value.__context__ = exc
             self._ok = False
         except BaseException as exc:
             self._value = exc
