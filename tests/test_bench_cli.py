@@ -31,7 +31,61 @@ def test_report_json_and_plot(tmp_path):
         medians = result["median_seconds"]
         assert medians["upstream"] > 0 and medians["pure"] > 0
         assert result["ratio"]["pure"] == pytest.approx(medians["pure"] / medians["upstream"])
+        assert result["speedup"]["pure"] == pytest.approx(medians["upstream"] / medians["pure"])
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Progress, on a non-terminal: one line per case, once it is measured.
+    progress = [line for line in proc.stderr.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in progress] == ["[1/2", "[2/2"]
+    assert "Local getattr: compiled" in progress[0] or "Local getattr: pure" in progress[0]
+
+
+def test_the_report_opens_with_how_much_faster_django_is():
+    pytest.importorskip("asgiref.local")
+    pytest.importorskip("django")
+    proc = run("--only", "hop", "django_c1", "--rounds", "2")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[2].startswith("How much faster than asgiref 3.13.0 (upstream ÷ asgiref_fast")
+    assert lines[3].lstrip().startswith("Django ASGI request, concurrency 1  compiled ")
+    assert lines[3].rstrip().endswith("x") and " pure " in lines[3]
+    # The detail follows, in the same terms.
+    assert any(line.startswith("operation") and "x faster" in line for line in lines[4:])
+
+
+def test_a_run_without_django_rows_says_how_to_get_them():
+    pytest.importorskip("asgiref.local")
+    proc = run("--only", "local_get", "--rounds", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "no Django request row in this run" in proc.stdout.splitlines()[2]
+
+
+def test_the_summary_has_the_real_server_row():
+    from asgiref_fast._bench.runner import _summary
+
+    report = {
+        "results": [{"group": "django", "title": "Django ASGI request, concurrency 16",
+                     "median_seconds": {"upstream": 3.0, "compiled": 1.0, "pure": 1.5}}],
+        "server": {"conditions": {"workers": 2, "connections": 32},
+                   "medians": {"upstream": {"rps": 700.0}, "compiled": {"rps": 1750.0},
+                               "pure": {"rps": 1400.0}, "wsgi": {"rps": 2800.0}}},
+    }
+    lines = _summary(report, [])
+    assert "compiled 3.00x  pure 2.00x" in lines[1]
+    assert lines[2].lstrip().startswith("Django under uvicorn, 2 worker(s), 32 connections (req/s)")
+    assert "compiled 2.50x  pure 2.00x  (gunicorn WSGI, no bridge: 4.00x)" in lines[2]
+
+
+@pytest.mark.parametrize(("option", "path", "message"), [
+    ("--json", "{tmp}/no/such/dir/out.json", "no such directory"),
+    ("--json", "{tmp}", "is a directory"),
+    ("--plot", "{tmp}/missing/out.png", "no such directory"),
+])
+def test_output_paths_are_checked_before_measuring(tmp_path, option, path, message):
+    path = path.format(tmp=tmp_path)
+    proc = run("--only", "hop", option, path)
+    assert proc.returncode == 2
+    assert f"{option} {path}: {message}" in proc.stderr and "Traceback" not in proc.stderr
+    assert "[1/1]" not in proc.stderr  # nothing was measured
 
 
 def test_unknown_case_is_refused():
@@ -182,6 +236,8 @@ def test_no_load_is_said_too():
 @pytest.mark.parametrize(("args", "message"), [
     (["--load", "-1"], "--load: must be at least 0, not -1"),
     (["--load", "two"], "--load: not a whole number: 'two'"),
+    (["--rounds", "-1"], "--rounds: must be at least 1, not -1"),
+    (["--rounds", "0"], "--rounds: must be at least 1, not 0"),
     (["--quick", "--server-rounds", "2"], "--server-rounds: only with --server, or in a full run"),
     (["--only", "hop", "--connections", "8", "--workers", "1"],
      "--connections, --workers: only with --server, or in a full run"),

@@ -1,9 +1,11 @@
-"""``python -m asgiref_fast bench``: every case against upstream asgiref and
+"""``python -m asgiref_fast bench``: how much faster is a Django app with
+asgiref_fast than with asgiref? Every case runs against upstream asgiref and
 both twins, alternating between them so a noisy machine's drift hits all
-alike, then a table of medians and ratios (ours ÷ upstream; below 1 is faster).
-A full run (no ``--quick``, no ``--only``) then compares them under real
-servers (server.py); ``--server`` does only that. ``--load N`` runs everything
-beside N busy-loop processes, as on a machine at peak.
+alike. The report opens with the answer (the Django request rows and the
+real-server row, "x faster" = upstream's time ÷ ours), then the detail.
+A full run (no ``--quick``, no ``--only``) ends with the real servers
+(server.py); ``--server`` does only that. ``--load N`` runs everything beside
+N busy-loop processes, as on a machine at peak.
 """
 
 import argparse
@@ -24,9 +26,13 @@ from .cases import CASES, FLOORS
 
 
 def _progress(text: str) -> None:
+    """Where the run is, on stderr: rewritten in place on a terminal, one
+    line per step elsewhere (a log file, CI)."""
     if sys.stderr.isatty():
         sys.stderr.write("\r\033[K" + text)
-        sys.stderr.flush()
+    elif text:
+        sys.stderr.write(text + "\n")
+    sys.stderr.flush()
 
 
 def measure(case, impls: dict, rounds: int, min_seconds: float, extra: "dict | None" = None) -> "dict[str, list[float]]":
@@ -133,7 +139,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", nargs="+", metavar="NAME", help=f"cases to run: {', '.join(CASES)}")
     parser.add_argument("--json", metavar="FILE", help="write every figure to FILE as JSON")
     parser.add_argument("--plot", metavar="FILE", help="draw the ratios as a PNG bar chart")
-    parser.add_argument("--django", action="store_true", help="add the in-process Django ASGI request benchmark (needs Django)")
+    parser.add_argument("--django", action="store_true",
+                        help="require the Django request rows (part of every run where Django is installed)")
     parser.add_argument("--rounds", type=_positive, help="measurement rounds per implementation")
     parser.add_argument("--load", type=_count, default=0, metavar="N",
                         help="run everything beside N busy-loop processes, as on a machine at peak (default 0)")
@@ -177,6 +184,13 @@ def main(argv: "list[str] | None" = None) -> int:
         args.server = []
     if args.plot and not in_process:
         parser.error("--plot draws the in-process cases: add --only or --django, or drop --plot")
+    # Every output path is checked before minutes of measuring, not after.
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        problem = path is not None and _unwritable(path)
+        if problem:
+            parser.error(f"{option} {path}: {problem}")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--plot needs matplotlib: pip install matplotlib")
 
     missing = implementations.upstream_missing()
     if missing:
@@ -190,9 +204,10 @@ def main(argv: "list[str] | None" = None) -> int:
                 parser.error(f"unknown case(s): {', '.join(unknown)}; choose from {', '.join(CASES)}")
             selected = [CASES[n] for n in args.only]
         else:
+            with_django = args.django or importlib.util.find_spec("django") is not None
             selected = [
                 c for c in CASES.values()
-                if (c.quick or not args.quick) and (c.group != "django" or args.django)
+                if (c.quick or not args.quick) and (c.group != "django" or with_django)
             ]
         if any(c.group == "django" for c in selected) and importlib.util.find_spec("django") is None:
             print('The Django benchmark needs Django: pip install django', file=sys.stderr)
@@ -225,21 +240,37 @@ def main(argv: "list[str] | None" = None) -> int:
             report = _run(args, selected, servers)
     finally:
         signal.signal(signal.SIGTERM, previous)
+    for line in _report(report, selected):
+        print(line)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
     if args.plot:
         from .plot import plot
 
-        plot(report["results"], args.plot, report["machine"])
+        plot(report["results"], args.plot, report["header"])
     return 0
 
 
+def _unwritable(path: str) -> str:
+    """Why *path* cannot be written, or ""."""
+    if os.path.isdir(path):
+        return "is a directory"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"no such directory: {folder}"
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        return "not writable"
+    if not os.path.exists(path) and not os.access(folder, os.W_OK | os.X_OK):
+        return f"cannot create files in {folder}"
+    return ""
+
+
 def _run(args, selected: list, servers) -> dict:
-    """Runs the in-process cases, then the servers; prints the report as it
-    goes; returns everything for --json."""
+    """Runs the in-process cases, then the servers, saying on stderr where it
+    is; returns everything (the report and --json)."""
     header = f"{machine()}; {busy.describe(args.load)}"
-    print(header, flush=True)
+    _progress(header)
     report = {"machine": machine(), "cpus": os.cpu_count(), "load": args.load, "header": header,
               "results": [], "floors": [], "django_hops_per_request": cases.DJANGO_HOPS_PER_REQUEST}
     if selected:
@@ -250,19 +281,68 @@ def _run(args, selected: list, servers) -> dict:
         from . import server
 
         options, contenders, notes = servers
-        if selected:
-            print()
-        print(f"real servers: {', '.join(c.name for c in contenders)}; "
-              f"{options.duration} s x {options.rounds} round(s) ...", flush=True)
+        _progress(f"real servers: {', '.join(c.name for c in contenders)}; "
+                  f"{options.duration} s x {options.rounds} round(s) ...")
         _, _, stack_notes = server.stack()
-        summary = server.run(options, contenders, say=lambda line: print(line, flush=True))
+        summary = server.run(options, contenders, say=_say)
         summary["notes"] = notes + stack_notes
         summary["load"] = args.load
-        print()
-        for line in server.report(summary, summary["notes"], busy.describe(args.load)):
-            print(line)
         report["server"] = summary
     return report
+
+
+def _say(line: str) -> None:
+    # A line of the servers' progress: kept whole, even on a terminal.
+    _progress(line)
+    if sys.stderr.isatty():
+        sys.stderr.write("\n")
+
+
+def _report(report: dict, selected: list) -> "list[str]":
+    """The answer first, then the detail."""
+    lines = [report["header"], ""] + _summary(report, selected)
+    if report["results"]:
+        lines += [""] + _in_process_table(report["results"], report["floors"])
+    if "server" in report:
+        from . import server
+
+        summary = report["server"]
+        lines += [""] + server.report(summary, summary["notes"], busy.describe(report["load"]))
+    return lines
+
+
+def _times(value: "float | None") -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _summary(report: dict, selected: list) -> "list[str]":
+    """How much faster the app is with asgiref_fast: the Django request rows
+    and the real-server row, as upstream's time (or req/s) over ours."""
+    rows = []
+    for r in report["results"]:
+        if r["group"] == "django" and "upstream" in r["median_seconds"]:
+            m = r["median_seconds"]
+            rows.append((r["title"], {t: m["upstream"] / m[t] for t in ("compiled", "pure") if m.get(t)}))
+    server = report.get("server")
+    if server:
+        medians, c = server["medians"], server["conditions"]
+        if "upstream" in medians:
+            title = f"Django under uvicorn, {c['workers']} worker(s), {c['connections']} connections (req/s)"
+            rows.append((title, {t: medians[t]["rps"] / medians["upstream"]["rps"]
+                                 for t in ("compiled", "pure", "wsgi") if t in medians}))
+    if not rows:
+        if selected and not any(c.group == "django" for c in selected) and not report.get("server"):
+            return ["(no Django request row in this run: it needs Django (pip install django), "
+                    "and --only leaves it out unless named)"]
+        return []
+    width = max(len(title) for title, _ in rows)
+    lines = [f"How much faster than asgiref {_upstream_version()} (upstream ÷ asgiref_fast, medians "
+             "of the same run; 1.00x = as fast):"]
+    for title, speedups in rows:
+        lines.append(f"  {title:<{width}}  compiled {_times(speedups.get('compiled'))}  "
+                     f"pure {_times(speedups.get('pure'))}"
+                     + (f"  (gunicorn WSGI, no bridge: {_times(speedups['wsgi'])})" if "wsgi" in speedups else ""))
+    return lines
 
 
 def _in_process(selected: list, rounds: int, min_seconds: float) -> "tuple[list, list]":
@@ -270,7 +350,8 @@ def _in_process(selected: list, rounds: int, min_seconds: float) -> "tuple[list,
     results = []
     floors = []
     for index, case in enumerate(selected, 1):
-        _progress(f"[{index}/{len(selected)}] {case.title} ...")
+        if sys.stderr.isatty():  # elsewhere, one line per case, once it is measured
+            _progress(f"[{index}/{len(selected)}] {case.title} ...")
         contenders = dict(impls)
         if case.group == "wsgi" and implementations.a2wsgi() is not None:
             contenders["a2wsgi"] = implementations.a2wsgi()
@@ -290,33 +371,39 @@ def _in_process(selected: list, rounds: int, min_seconds: float) -> "tuple[list,
             "group": case.group,
             "median_seconds": medians,
             "samples_seconds": samples,
+            # ours ÷ upstream (below 1 is faster), and its inverse as reported
             "ratio": {n: m / up for n, m in medians.items() if n != "upstream" and up},
+            "speedup": {n: up / m for n, m in medians.items() if n != "upstream" and up and m},
             "round_ratio_quartiles": _round_ratio_quartiles(samples),
         })
+        _progress(f"[{index}/{len(selected)}] {case.title}: " + ", ".join(
+            f"{n} {_times(x)} faster" for n, x in results[-1]["speedup"].items()))
     _progress("")
+    return results, floors
 
+
+def _in_process_table(results: list, floors: list) -> "list[str]":
     header = (f"{'operation':<48} {'upstream':>11} {'compiled':>11} {'pure':>11} "
-              f"{'ratio':>7} {'pure r.':>7} {'a2wsgi':>11}")
-    print(header)
-    print("-" * len(header))
+              f"{'x faster':>9} {'pure x f.':>9} {'a2wsgi':>11}")
+    lines = [header, "-" * len(header)]
     for r in results:
-        m, ratio = r["median_seconds"], r["ratio"]
-        print(f"{r['title']:<48} {_fmt(m.get('upstream')):>11} {_fmt(m.get('compiled')):>11} "
-              f"{_fmt(m.get('pure')):>11} {ratio.get('compiled', float('nan')):>7.3f} "
-              f"{ratio.get('pure', float('nan')):>7.3f} {_fmt(m.get('a2wsgi')):>11}")
-    print("times per operation (per request for the request rows); "
-          "ratio = ours ÷ upstream, medians of the same run (lower is faster)")
+        m, speedup = r["median_seconds"], r["speedup"]
+        lines.append(f"{r['title']:<48} {_fmt(m.get('upstream')):>11} {_fmt(m.get('compiled')):>11} "
+                     f"{_fmt(m.get('pure')):>11} {_times(speedup.get('compiled')):>9} "
+                     f"{_times(speedup.get('pure')):>9} {_fmt(m.get('a2wsgi')):>11}")
+    lines.append("times per operation (per request for the request rows), medians of the same run; "
+                 "x faster = upstream's time ÷ ours (above 1 is faster)")
     for f in floors:
-        print(f"{f['title']:<88} {_fmt(f['median_seconds']):>11}")
+        lines.append(f"{f['title']:<88} {_fmt(f['median_seconds']):>11}")
     for r in results:
         spread = r["round_ratio_quartiles"]
         if r["group"] in ("django", "wsgi") and spread:
-            print(f"{r['title']}: ratio of each round, quartiles: " + "; ".join(
+            lines.append(f"{r['title']}: ours ÷ upstream in each round, quartiles: " + "; ".join(
                 f"{name} {low:.2f}-{high:.2f}" for name, (low, high) in spread.items()))
     note = _django_c16_floor(results, floors)
     if note:
-        print(note)
-    return results, floors
+        lines.append(note)
+    return lines
 
 
 def _round_ratio_quartiles(samples: "dict[str, list[float]]") -> "dict[str, tuple[float, float]]":
