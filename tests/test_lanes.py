@@ -155,6 +155,8 @@ def test_idle_time_counts_from_when_the_lane_is_parked(monkeypatch):
     assert retired[0] - parked[0] >= pool.idle_seconds
 
 
+@pytest.mark.xfail(strict=True, reason="issue 19 item 2, not fixed yet: a client's next context takes a new "
+                   "lane while its last one still runs its final hop")
 @pytest.mark.timeout(120)
 def test_lanes_track_the_concurrency_of_clients(monkeypatch):
     # C clients, each sending its next request as soon as it has the
