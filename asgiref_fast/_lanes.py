@@ -195,10 +195,10 @@ def _close_django_connections() -> None:
     # Django keeps a database connection per thread: one a lane opened would
     # otherwise stay open, held by its dead thread's storage, until the
     # garbage collector happens to free it. Only if Django's ORM is in use.
-    db = sys.modules.get("django.db")
+    db, conf = sys.modules.get("django.db"), sys.modules.get("django.conf")
     connections = getattr(db, "connections", None)
-    if connections is None:
-        return
+    if connections is None or conf is None or not conf.settings.configured:
+        return  # no connection can have been made: settings are read on the first
     try:
         opened = connections.all(initialized_only=True)
     except TypeError:  # Django < 4.1: every alias, none made here for it
