@@ -11,9 +11,11 @@ next context never waits behind the last one's leftovers. Nothing is started,
 joined or woken per context while idle lanes are available.
 """
 
+import atexit
 import contextvars
 import itertools
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -144,9 +146,10 @@ class _Lane:
         self.pool = pool
         self.parked_at = 0.0  # when it last went back to the pool (monotonic)
         self.forks = _forks  # the process it belongs to, as forks go
-        threading.Thread(
+        self.thread = threading.Thread(
             target=self._serve, name=f"asgiref_fast-lane-{next(_names)}", daemon=True
-        ).start()
+        )
+        self.thread.start()
 
     def _serve(self) -> None:
         self.ident = threading.get_ident()
@@ -166,7 +169,58 @@ class _Lane:
                     if not wait:
                         return
         finally:
+            _run_exit_hooks()
             _loops.close()
+
+
+# -- What a lane's thread holds, released before it ends ----------------------
+
+_exit_hooks: "list[Callable[[], None]]" = []
+
+
+def at_lane_exit(hook: Callable[[], None]) -> Callable[[], None]:
+    """Register *hook* to run on every lane's own thread just before that
+    thread ends (the lane retires: idle too long, one idle lane too many, or
+    the interpreter exits), to release what the thread holds: a connection
+    in a ``threading.local``, say. Hooks run last registered first, never on
+    any other thread, and never in a forked child for its parent's lanes
+    (those threads do not exist there). An exception is reported through
+    ``sys.unraisablehook`` and the other hooks still run. Returns *hook*, so
+    it serves as a decorator."""
+    _exit_hooks.append(hook)
+    return hook
+
+
+def _close_django_connections() -> None:
+    # Django keeps a database connection per thread: one a lane opened would
+    # otherwise stay open, held by its dead thread's storage, until the
+    # garbage collector happens to free it. Only if Django's ORM is in use.
+    db, conf = sys.modules.get("django.db"), sys.modules.get("django.conf")
+    connections = getattr(db, "connections", None)
+    if connections is None or conf is None or not conf.settings.configured:
+        return  # no connection can have been made: settings are read on the first
+    try:
+        opened = connections.all(initialized_only=True)
+    except TypeError:  # Django < 4.1: every alias, none made here for it
+        opened = [connections[alias] for alias in connections if hasattr(connections._connections, alias)]
+    for connection in opened:
+        connection.close()
+
+
+def _run_exit_hooks() -> None:
+    for hook in reversed([_close_django_connections, *_exit_hooks]):
+        try:
+            hook()
+        except BaseException as exc:
+            sys.unraisablehook(_Unraisable(exc, hook))  # type: ignore[arg-type]  # its fields
+
+
+class _Unraisable:
+    # What sys.unraisablehook reads (its own type cannot be made from Python).
+    def __init__(self, exc: BaseException, hook: Callable[[], None]) -> None:
+        self.exc_type, self.exc_value, self.exc_traceback = type(exc), exc, exc.__traceback__
+        self.err_msg = "Exception ignored in a lane exit hook"
+        self.object = hook
 
 
 class _LanePool:
@@ -221,6 +275,18 @@ class _LanePool:
         with self._lock:
             return len(self._idle)
 
+    def retire_idle(self, seconds: float) -> None:
+        """Retire every idle lane now, waiting up to *seconds* in all for
+        their threads to end (their exit hooks to run)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for lane in idle:
+            lane.queue.close()
+        deadline = time.monotonic() + seconds
+        for lane in idle:
+            if lane.thread is not threading.current_thread():
+                lane.thread.join(max(0.0, deadline - time.monotonic()))
+
 
 _pool = _LanePool()
 _forks = 0  # how many times this process's ancestry has forked since import
@@ -239,3 +305,11 @@ def _reset_after_fork() -> None:
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
     os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+# Lanes are daemon threads, which the interpreter stops wherever they are as
+# it exits: the idle ones retire first, so that their exit hooks run (a
+# database sees its connections closed, not dropped). Bounded: a hook that
+# hangs does not hold the exit up for long. Lanes still lent are left alone.
+EXIT_SECONDS = 5.0
+atexit.register(lambda: _pool.retire_idle(EXIT_SECONDS))

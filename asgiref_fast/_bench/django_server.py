@@ -10,6 +10,10 @@ from .django_app import configure, run_sync_in_place
 
 if os.environ.get("ASGIREF_FAST_BENCH_INLINE") == "1":  # the floor with no thread at all
     run_sync_in_place()
+if os.environ.get("ASGIREF_FAST_BENCH_LANE_IDLE"):  # the PostgreSQL bench's shorter lane idle time
+    from asgiref_fast import _lanes
+
+    _lanes.pool().idle_seconds = float(os.environ["ASGIREF_FAST_BENCH_LANE_IDLE"])
 configure(os.environ["ASGIREF_FAST_BENCH_DB"])
 
 

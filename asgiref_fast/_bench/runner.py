@@ -139,6 +139,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--only", nargs="+", metavar="NAME", help=f"cases to run: {', '.join(CASES)}")
     parser.add_argument("--json", metavar="FILE", help="write every figure to FILE as JSON")
     parser.add_argument("--plot", metavar="FILE", help="draw the ratios as a PNG bar chart")
+    parser.add_argument("--postgres", action="store_true",
+                        help="persistent database connections on PostgreSQL under a real server (pg_bench.py; "
+                        "its own options: --postgres --help)")
     parser.add_argument("--django", action="store_true",
                         help="require the Django request rows (part of every run where Django is installed)")
     parser.add_argument("--rounds", type=_positive, help="measurement rounds per implementation")
@@ -167,6 +170,10 @@ def _terminate(signum, frame):
 
 
 def main(argv: "list[str] | None" = None) -> int:
+    if argv is not None and "--postgres" in argv:  # a comparison of its own: pg_bench.py
+        from . import pg_bench
+
+        return pg_bench.main([a for a in argv if a != "--postgres"])
     parser = _parser()
     args = parser.parse_args(argv)
     # A full run (no --quick, no --only) ends with the real servers, where
