@@ -38,11 +38,71 @@ def test_a_true_value_switches_asgiref_fast_on_at_startup(value):
     assert (proc.stdout, proc.stderr) == ("asgiref_fast.sync True\n", "")
 
 
-@pytest.mark.parametrize("value", [None, "", "0", "false", "OFF", "no"])
-def test_otherwise_the_hook_imports_nothing(value):
-    proc = python("-c", "import sys; print(sorted(m for m in sys.modules if m.startswith('asgiref')))",
-                  ASGIREF_FAST=value)
+# All the hook imports, in every interpreter started with ASGIREF_FAST set.
+HOOK_MODULES = ["asgiref_fast", "asgiref_fast._autoinstall", "asgiref_fast._env"]
+LOADED = "import sys; print(sorted(m for m in sys.modules if m.startswith('asgiref')))"
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_unset_the_hook_imports_nothing(value):
+    proc = python("-c", LOADED, ASGIREF_FAST=value)
     assert (proc.stdout, proc.stderr) == ("[]\n", "")
+
+
+@pytest.mark.parametrize("value", ["0", "false", "OFF", "no", " off "])
+def test_a_false_value_leaves_it_off(value):
+    proc = python("-c", LOADED + "; import asgiref.sync; print(asgiref.sync.__name__)", ASGIREF_FAST=value)
+    assert (proc.stdout, proc.stderr) == (f"{HOOK_MODULES}\nasgiref.sync\n", "")
+
+
+@pytest.mark.parametrize("value", ["ture", "2", "enabled"])
+def test_any_other_value_is_off_and_said_once(value):
+    proc = python("-c", LOADED + "; import asgiref.sync; print(asgiref.sync.__name__)", ASGIREF_FAST=value)
+    assert proc.stdout == f"{HOOK_MODULES}\nasgiref.sync\n"
+    assert proc.stderr == (f"asgiref_fast: ignoring ASGIREF_FAST={value!r}: "
+                           "not 1/true/yes/on or 0/false/no/off; taken as off\n")
+
+
+def test_switched_on_it_waits_for_asgiref_to_be_imported():
+    # Interpreters that never import asgiref (manage.py commands, Celery
+    # workers, multiprocessing helpers) load the hook's three small modules
+    # and nothing else: asgiref_fast itself loads with asgiref.
+    code = f"""if True:
+        import sys
+        before = set(sys.modules)
+        {LOADED.replace("; ", chr(10) + "        ")}
+        import asyncio, json
+        print("asgiref_fast._impl" in sys.modules, "asgiref_fast._install" in sys.modules)
+        from asgiref.sync import sync_to_async
+        print(sync_to_async.__module__, "asgiref_fast._impl" in sys.modules)
+    """
+    proc = python("-c", code, ASGIREF_FAST="1")
+    assert (proc.stdout, proc.stderr) == (f"{HOOK_MODULES}\nFalse False\nasgiref_fast.sync True\n", "")
+
+
+def _startup(flag: "str | None") -> "tuple[set[str], int]":
+    """The modules loaded, and the resident memory (kB), of an interpreter
+    that has run only its start-up."""
+    code = ("import sys\n"
+            "rss = [l.split()[1] for l in open('/proc/self/status') if l.startswith('VmRSS:')]\n"
+            "print(' '.join(sorted(sys.modules)), rss[0] if rss else -1)\n")
+    proc = python("-c", code, ASGIREF_FAST=flag)
+    assert proc.returncode == 0 and not proc.stderr, proc.stderr
+    *modules, rss = proc.stdout.split()
+    return set(modules), int(rss)
+
+
+def test_startup_cost_of_the_variable():
+    """With ASGIREF_FAST=1, an interpreter that never imports asgiref loads
+    the hook's modules only (not asyncio, not the twins) and its memory
+    grows by well under 1 MB (the medians of several runs)."""
+    off = [_startup(None) for _ in range(5)]
+    on = [_startup("1") for _ in range(5)]
+    assert all(modules - off[0][0] == set(HOOK_MODULES) for modules, _ in on), on[0][0] - off[0][0]
+    if off[0][1] < 0:
+        pytest.skip("no /proc/self/status here to read memory from")
+    grown = sorted(rss for _, rss in on)[2] - sorted(rss for _, rss in off)[2]
+    assert grown < 1024, f"{grown} kB more resident memory with ASGIREF_FAST=1"
 
 
 def test_hook_after_upstream_asgiref_warns_in_one_line(tmp_path):
@@ -99,7 +159,8 @@ def test_doctor_prints_a_readable_report():
     lines = proc.stdout.splitlines()
     assert proc.returncode == 0 and lines[0].startswith(f"asgiref_fast {asgiref_fast.__version__} ("), proc.stderr
     labels = [line.split(":")[0].strip() for line in lines[1:]]
-    assert labels == ["active", "twin", "start-up hook", "python", "free-threading", "spinning", "upstream asgiref"]
+    assert labels == ["active", "twin", "start-up hook", "python", "free-threading", "spinning", "idle lanes",
+                      "upstream asgiref"]
     assert python("-m", "asgiref_fast", "doctor", "--bogus").returncode == 2
 
 
