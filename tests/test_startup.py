@@ -205,5 +205,83 @@ def test_wheels_ship_the_hook(hook, tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    with zipfile.ZipFile(tmp_path / proc.stdout.splitlines()[-1]) as wheel:
+    name = proc.stdout.splitlines()[-1]
+    with zipfile.ZipFile(tmp_path / name) as wheel:
         assert wheel.read("asgiref_fast.pth").decode() == Path(_doctor._hook_file()).read_text()
+        if hook == "build_wheel":  # pure: no platform in its tag, and the console script
+            assert name.endswith("-py3-none-any.whl"), name
+            assert "asgiref-fast = asgiref_fast.__main__:cli" in wheel.read(
+                next(n for n in wheel.namelist() if n.endswith("entry_points.txt"))).decode()
+
+
+@pytest.mark.timeout(600)
+def test_a_build_without_a_compiler_is_a_pure_wheel(tmp_path):
+    """The compiled twins fail to build (no working C compiler): the wheel
+    still builds, holds no extension module, and is tagged py3-none-any."""
+    pytest.importorskip("setuptools", minversion="77")
+    pytest.importorskip("Cython", reason="without Cython the build is pure anyway (see test_wheels_ship_the_hook)")
+    if sys.platform == "win32" or not (ROOT / "setup.py").is_file():
+        pytest.skip("fakes a broken compiler through CC (POSIX), from the source tree")
+    source = tmp_path / "source"
+    junk = shutil.ignore_patterns("__pycache__", "*.so", "*.c", "*.html")
+    for name in ("asgiref_fast", "src_pyx"):
+        shutil.copytree(ROOT / name, source / name, ignore=junk)
+    for name in ("setup.py", "pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    env = {k: v for k, v in os.environ.items() if k != "ASGIREF_FAST_NO_EXTENSIONS"}
+    proc = subprocess.run(
+        [sys.executable, "-c", f"from setuptools import build_meta; print(build_meta.build_wheel({str(tmp_path)!r}))"],
+        cwd=source, env={**env, "CC": "false", "LDSHARED": "false"}, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "installing the pure-Python twins only" in proc.stderr
+    name = proc.stdout.splitlines()[-1]
+    assert name.endswith("-py3-none-any.whl"), name
+    with zipfile.ZipFile(tmp_path / name) as wheel:
+        assert not [n for n in wheel.namelist() if n.endswith((".so", ".pyd"))]
+        assert "asgiref_fast/_pure/hop.py" in wheel.namelist()
+
+
+def fake_upstream(tmp_path: Path, version: str) -> str:
+    """A directory holding an upstream asgiref of *version*, as pip installs it."""
+    (tmp_path / "asgiref").mkdir()
+    (tmp_path / "asgiref" / "__init__.py").write_text(f"__version__ = {version!r}\n")
+    info = tmp_path / f"asgiref-{version}.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: asgiref\nVersion: {version}\n")
+    return str(tmp_path)
+
+
+def test_an_older_upstream_is_shown_beside_ours(tmp_path):
+    site_dir = fake_upstream(tmp_path, "3.8.1")
+    proc = python("-c", "import asgiref_fast, json; asgiref_fast.install(); import asgiref; "
+                        "from asgiref_fast._doctor import facts; found = facts(); "
+                        "print(asgiref.__version__, found['upstream_asgiref_version']); print(found['upstream_asgiref'])",
+                  PYTHONPATH=site_dir)
+    assert proc.stderr == ""  # older: nothing we provide is missing
+    assert proc.stdout == (f"{asgiref_fast.ASGIREF_VERSION} 3.8.1\n3.8.1, installed at {tmp_path / 'asgiref'} "
+                           f"(while asgiref_fast is on, asgiref.__version__ says {asgiref_fast.ASGIREF_VERSION} "
+                           "(the API it provides) and importlib.metadata says 3.8.1)\n")
+
+
+@pytest.mark.parametrize("how", ["install", "ASGIREF_FAST"])
+def test_a_newer_upstream_is_said_once_at_install(tmp_path, how):
+    site_dir = fake_upstream(tmp_path, "3.99.0")
+    code = ("import asgiref_fast; asgiref_fast.install(); asgiref_fast.install()\n" if how == "install" else "")
+    code += "import asgiref.sync, asgiref.local; print(asgiref.sync.__name__)"
+    proc = python("-c", code, PYTHONPATH=site_dir, ASGIREF_FAST="1" if how == "ASGIREF_FAST" else None)
+    assert proc.stdout == "asgiref_fast.sync\n"
+    assert proc.stderr == (f"asgiref_fast: asgiref 3.99.0 is installed, but asgiref_fast provides the API of asgiref "
+                           f"{asgiref_fast.ASGIREF_VERSION}: what asgiref added since is missing while asgiref_fast "
+                           "is on\n")
+    found = doctor(PYTHONPATH=site_dir)
+    assert found["upstream_asgiref"].endswith(f"(newer than asgiref {asgiref_fast.ASGIREF_VERSION}, whose API "
+                                              "asgiref_fast provides: what asgiref added since is missing while "
+                                              "asgiref_fast is on)")
+
+
+def test_version_tuples():
+    from asgiref_fast._install import _version_tuple
+
+    assert _version_tuple("3.13.0") == (3, 13, 0) < _version_tuple("3.13.1") < _version_tuple("3.14rc1") == (3, 14)
+    assert _version_tuple("3.8.1") < _version_tuple("3.13.0") and _version_tuple("junk") == ()
