@@ -16,6 +16,12 @@ import sys
 
 from ._env import switch
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # not imported at run time: they cost a start-up
+    import importlib.machinery
+    import types
+    from collections.abc import Sequence
+
 ERROR: "Exception | None" = None
 # Whether ASGIREF_FAST switched it on (the finder below may not have fired yet).
 ON = False
@@ -37,7 +43,9 @@ class _OnFirstImport:
     """First on sys.meta_path until asgiref is imported, then gone: asks
     asgiref_fast to stand in for it, and hands the import to its finder."""
 
-    def find_spec(self, fullname: str, path: object = None, target: object = None) -> object:
+    def find_spec(
+        self, fullname: str, path: "Sequence[str] | None" = None, target: "types.ModuleType | None" = None
+    ) -> "importlib.machinery.ModuleSpec | None":
         if fullname.partition(".")[0] != "asgiref":
             return None
         # The first import of asgiref holds its module lock: another thread
