@@ -40,20 +40,22 @@ def _fail(exc: Exception) -> None:
 
 
 class _OnFirstImport:
-    """First on sys.meta_path until asgiref is imported, then gone: asks
-    asgiref_fast to stand in for it, and hands the import to its finder."""
+    """First on sys.meta_path: when asgiref is first imported, asks
+    asgiref_fast to stand in for it, and hands the import to its finder.
+    Inert from then on, but left in place: taking it off would shift the
+    finders after it under another thread's import that is going through
+    them."""
+
+    fired = False
 
     def find_spec(
         self, fullname: str, path: "Sequence[str] | None" = None, target: "types.ModuleType | None" = None
     ) -> "importlib.machinery.ModuleSpec | None":
-        if fullname.partition(".")[0] != "asgiref":
+        if self.fired or fullname.partition(".")[0] != "asgiref":
             return None
         # The first import of asgiref holds its module lock: another thread
-        # importing it waits here, and then finds the stand-in in place.
-        try:
-            sys.meta_path.remove(self)
-        except ValueError:
-            pass
+        # importing it waits, and then finds it imported.
+        self.fired = True
         try:
             from ._install import _StandIn, install
 

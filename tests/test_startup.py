@@ -80,6 +80,29 @@ def test_switched_on_it_waits_for_asgiref_to_be_imported():
     assert (proc.stdout, proc.stderr) == (f"{HOOK_MODULES}\nFalse False\nasgiref_fast.sync True\n", "")
 
 
+@pytest.mark.timeout(120)
+def test_threads_importing_asgiref_at_once_all_get_asgiref_fast():
+    code = """if True:
+        import importlib, threading
+        together, names = threading.Barrier(8), []
+
+        def load(name):
+            together.wait(30)
+            names.append(importlib.import_module(name).__name__)
+
+        threads = [threading.Thread(target=load, args=(name,)) for name in ["asgiref.sync", "json", "asgiref.local",
+                   "asyncio", "asgiref.sync", "asgiref", "decimal", "asgiref.wsgi"]]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        print(sorted(names))
+    """
+    proc = python("-c", code, ASGIREF_FAST="1")
+    assert proc.stdout == str(sorted(["asgiref_fast.sync", "json", "asgiref_fast.local", "asyncio",
+                                      "asgiref_fast.sync", "asgiref", "decimal", "asgiref_fast.wsgi"])) + "\n", proc.stderr
+
+
 def _startup(flag: "str | None") -> "tuple[set[str], int]":
     """The modules loaded, and the resident memory (kB), of an interpreter
     that has run only its start-up."""
