@@ -7,16 +7,30 @@ compiler or Cython, or with ASGIREF_FAST_NO_EXTENSIONS=1, the install still
 succeeds with the pure-Python twins, and says so.
 """
 
+import importlib.util
 import os
 import shutil
 import sys
 from pathlib import Path
 
 from setuptools import Extension, setup
+from setuptools.command.bdist_wheel import bdist_wheel
 from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).parent
+
+
+def _load_env():
+    # The package's own reading of ASGIREF_FAST_* switches, without importing
+    # the package (which is not installed yet).
+    spec = importlib.util.spec_from_file_location("_asgiref_fast_env", HERE / "asgiref_fast" / "_env.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+env = _load_env()
 PYX_DIR = "src_pyx"
 PACKAGE = "asgiref_fast._cy"
 # Plain C that a twin's module is linked with (each .pyx makes its own .c).
@@ -28,24 +42,32 @@ def _say(message: str) -> None:
 
 
 class optional_build_ext(build_ext):
-    """Builds the twins as optional extensions: one that fails to build is
-    left out (asgiref_fast._impl then falls back to the pure twins, all of
-    them), and the install goes on."""
+    """Builds the twins as optional extensions: if one fails to build, none
+    is kept (asgiref_fast._impl uses all four compiled twins or none), the
+    distribution is left with no extension modules (so its wheel is tagged
+    py3-none-any, as pure Python), and the install goes on."""
+
+    _failed = False
 
     def run(self):
         try:
             super().run()
         except Exception as exc:  # no compiler at all, ...
             _say(f"building the compiled twins failed ({exc}); installing the pure-Python twins only")
+            self._failed = True
+        if self._failed:
             for ext in self.extensions:
                 self._forget(ext)
+            self.extensions = self.distribution.ext_modules = []
 
     def build_extension(self, ext):
+        if self._failed:
+            return  # one is missing already: the others would not be used
         try:
             super().build_extension(ext)
         except Exception as exc:
             _say(f"building {ext.name} failed ({exc}); installing the pure-Python twins only")
-            self._forget(ext)
+            self._failed = True
 
     def _forget(self, ext):
         # A module left from an earlier build must not stand in for this one.
@@ -64,7 +86,7 @@ class optional_build_ext(build_ext):
 
 
 def extensions():
-    if os.environ.get("ASGIREF_FAST_NO_EXTENSIONS", "") not in ("", "0"):
+    if env.switch("ASGIREF_FAST_NO_EXTENSIONS"):
         _say("ASGIREF_FAST_NO_EXTENSIONS is set: installing the pure-Python twins only")
         return []
     names = sorted(p.stem for p in (HERE / PYX_DIR).glob("*.pyx"))
@@ -103,11 +125,9 @@ def _stage_declarations(names: "list[str]") -> str:
 
 
 # ASGIREF_FAST=1 in the environment switches asgiref_fast on at interpreter
-# start-up (see asgiref_fast/_autoinstall.py); unset, the line imports nothing.
-PTH_LINE = (
-    "import os; os.environ.get('ASGIREF_FAST', '').strip().lower() in ('', '0', 'false', 'no', 'off')"
-    " or __import__('asgiref_fast._autoinstall')\n"
-)
+# start-up (see asgiref_fast/_autoinstall.py, which reads the value); unset or
+# empty, the line imports nothing.
+PTH_LINE = "import os; os.environ.get('ASGIREF_FAST', '').strip() and __import__('asgiref_fast._autoinstall')\n"
 
 
 class build_py_with_pth(build_py):
@@ -121,4 +141,20 @@ class build_py_with_pth(build_py):
         Path(target, "asgiref_fast.pth").write_text(PTH_LINE)
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": optional_build_ext, "build_py": build_py_with_pth})
+class honest_bdist_wheel(bdist_wheel):
+    """Tags the wheel by what was built: a build whose compiled twins were
+    all left out is pure Python (py3-none-any), not a platform wheel."""
+
+    def run(self):
+        # As bdist_wheel.run() builds, but first: only then is it known.
+        self.reinitialize_command("build_ext").inplace = False
+        if not self.skip_build:
+            self.run_command("build")
+        self.root_is_pure = not (self.distribution.has_ext_modules() or self.distribution.has_c_libraries())
+        super().run()
+
+
+setup(
+    ext_modules=extensions(),
+    cmdclass={"build_ext": optional_build_ext, "build_py": build_py_with_pth, "bdist_wheel": honest_bdist_wheel},
+)

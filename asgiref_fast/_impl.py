@@ -1,16 +1,17 @@
 """Picks the compiled twins of the hot paths, or their pure-Python twins, once.
 
 The compiled twins (``asgiref_fast._cy``, built from ``src_pyx/``) are used
-unless ``ASGIREF_FAST_NO_EXTENSIONS`` is set to a non-empty value other than
-``0`` or they fail to import; ``IMPORT_ERROR`` keeps the reason in the latter
-case. ``COMPILED`` tells which set is in use.
+unless ``ASGIREF_FAST_NO_EXTENSIONS`` is on or they fail to import;
+``IMPORT_ERROR`` keeps the reason in the latter case, which is logged once at
+INFO (logger ``asgiref_fast``) unless ``ASGIREF_FAST_REQUIRE_COMPILED`` is on.
+``COMPILED`` tells which set is in use.
 """
 
-import os
+from ._env import switch
 
 IMPORT_ERROR: "ImportError | None" = None
 
-if os.environ.get("ASGIREF_FAST_NO_EXTENSIONS", "") not in ("", "0"):
+if switch("ASGIREF_FAST_NO_EXTENSIONS"):
     COMPILED = False
 else:
     try:
@@ -22,6 +23,14 @@ else:
     except ImportError as exc:
         IMPORT_ERROR = exc
         COMPILED = False
+        if not switch("ASGIREF_FAST_REQUIRE_COMPILED"):
+            # Built without a compiler, say: it works, slower. Tell where
+            # users look (their logs), without failing.
+            import logging
+
+            logging.getLogger("asgiref_fast").info(
+                "asgiref_fast runs its pure-Python twins, slower than the compiled ones, which failed "
+                "to import (%s); `python -m asgiref_fast doctor` tells more", exc)
     else:
         COMPILED = True
 

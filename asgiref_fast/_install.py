@@ -3,12 +3,12 @@
 import importlib
 import importlib.abc
 import importlib.machinery
+import os
 import sys
 import types
 from collections.abc import Sequence
 
-# The asgiref release whose behaviour and API we provide.
-ASGIREF_VERSION = "3.13.0"
+from . import ASGIREF_VERSION
 
 # asgiref's modules; each resolves to the asgiref_fast module of that name.
 MODULES = (
@@ -80,7 +80,54 @@ def install() -> None:
         raise RuntimeError(
             "asgiref_fast.install() must run before asgiref is imported, but "
             f"these asgiref modules are already loaded: {', '.join(foreign)}. "
-            "Call it earlier (e.g. at the top of manage.py/asgi.py), or set "
-            "ASGIREF_FAST=1 in the environment."
+            "Servers such as daphne import asgiref before your application: "
+            "start the server with asgiref_fast on from the first line, as "
+            "`asgiref-fast run <server> <args>` (e.g. `asgiref-fast run daphne "
+            "mysite.asgi:application`) or with ASGIREF_FAST=1 in its environment."
         )
     sys.meta_path.insert(0, _StandIn())
+    _tell_if_upstream_is_newer()
+
+
+def _version_tuple(version: str) -> "tuple[int, ...]":
+    """(3, 13, 0) for "3.13.0", (3, 14) for "3.14rc1": the release numbers."""
+    numbers = []
+    for part in version.split("."):
+        digits = part[: len(part) - len(part.lstrip("0123456789"))]
+        if not digits:
+            break
+        numbers.append(int(digits))
+        if digits != part:
+            break
+    return tuple(numbers)
+
+
+def upstream_version() -> "str | None":
+    """The version of the upstream asgiref installed where ``import
+    asgiref`` would find it without asgiref_fast, if any. Read from its
+    dist-info's name beside it: cheaper than importlib.metadata, which
+    would import a dozen modules into every process that imports asgiref."""
+    spec = importlib.machinery.PathFinder.find_spec("asgiref")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    site_dir = os.path.dirname(list(spec.submodule_search_locations)[0])
+    try:
+        names = os.listdir(site_dir)
+    except OSError:
+        return None
+    for name in sorted(names):
+        stem, dot, ext = name.rpartition(".")
+        distribution, _, version = stem.partition("-")
+        if dot and ext == "dist-info" and distribution.lower() == "asgiref" and version:
+            return version
+    return None
+
+
+def _tell_if_upstream_is_newer() -> None:
+    # Code written for a newer asgiref may use what the release we mirror
+    # lacks: say so, once (install() runs once per process).
+    upstream = upstream_version()
+    if upstream and _version_tuple(upstream) > _version_tuple(ASGIREF_VERSION):
+        print(f"asgiref_fast: asgiref {upstream} is installed, but asgiref_fast provides the API of "
+              f"asgiref {ASGIREF_VERSION}: what asgiref added since is missing while asgiref_fast is on",
+              file=sys.stderr)

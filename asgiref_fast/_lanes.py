@@ -23,12 +23,14 @@ from concurrent.futures import Executor, Future
 from typing import Any
 
 from . import _loops
+from ._env import number
 from ._impl import WorkQueue
 from .current_thread_executor import FutureWork
 
 # At most this many lanes wait idle; each retires after this long unused.
-MAX_IDLE_LANES = 64
-IDLE_SECONDS = 60.0
+# Read once, at import.
+MAX_IDLE_LANES = int(number("ASGIREF_FAST_MAX_IDLE_LANES", 64, integer=True))
+IDLE_SECONDS = number("ASGIREF_FAST_IDLE_SECONDS", 60.0, minimum=0.001)  # 0 would busy-wait
 
 _names = itertools.count(1)
 

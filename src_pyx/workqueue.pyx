@@ -45,6 +45,8 @@ import os
 import threading
 import time
 
+from asgiref_fast._env import switch  # the package's one reading of its switches
+
 cdef double _TIMEOUT_MAX = threading.TIMEOUT_MAX
 cdef object _Lock = threading.Lock
 cdef object _monotonic = time.monotonic
@@ -191,7 +193,7 @@ def _read_quota(path, period_path):
 # around them), not merely as long as a wake-up. One core is left to the
 # thread that holds the GIL. ASGIREF_FAST_NO_SPIN=1 turns it off.
 configure_spinning(
-    max_spinners=0 if os.environ.get("ASGIREF_FAST_NO_SPIN", "") not in ("", "0") else int(_cpus_granted()) - 1,
+    max_spinners=0 if switch("ASGIREF_FAST_NO_SPIN") else int(_cpus_granted()) - 1,
     spin_us=200,
     handoff_us=10,
 )

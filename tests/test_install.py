@@ -55,6 +55,9 @@ def test_install_after_upstream_import_names_the_modules():
             print(exc)
     """)
     assert "asgiref.sync" in proc.stdout and "asgiref.local" in proc.stdout, proc.stderr
+    # What works instead, where the server imports asgiref first (daphne):
+    assert "`asgiref-fast run daphne mysite.asgi:application`" in proc.stdout
+    assert "ASGIREF_FAST=1" in proc.stdout and "top of manage.py" not in proc.stdout
 
 
 def test_django_asgi_handler_serves_a_request():

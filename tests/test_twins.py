@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 import asgiref_fast
-from asgiref_fast import _impl
+from asgiref_fast import _env, _impl
 
 MODULES = ("context", "hop", "local", "workqueue")
 WAIT = 10.0  # seconds; every wait in this file has a bound
@@ -38,7 +38,7 @@ def _load(package: str) -> "types.SimpleNamespace | None":
 
 PURE = _load("_pure")
 COMPILED = _load("_cy")
-REQUIRED = os.environ.get("ASGIREF_FAST_REQUIRE_COMPILED", "") not in ("", "0")
+REQUIRED = _env.switch("ASGIREF_FAST_REQUIRE_COMPILED")
 
 
 def _compiled():
