@@ -171,3 +171,17 @@ def test_gil_c_builds_without_the_flag_where_the_internal_headers_differ(tmp_pat
     else:
         assert not retried, build.stderr
         assert probe.stdout.strip() == str(sees)
+
+
+def test_the_wheels_built_are_the_versions_declared():
+    # One classifier per CPython minor version, one cibuildwheel build each.
+    import tomllib
+
+    if not (ROOT / "pyproject.toml").is_file():
+        pytest.skip("reads the source tree's pyproject.toml, which is not beside these tests")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    prefix = "Programming Language :: Python :: 3."
+    declared = {f"cp3{c[len(prefix):]}-*" for c in project["project"]["classifiers"] if c.startswith(prefix)}
+    builds = set(project["tool"]["cibuildwheel"]["build"])
+    assert {b for b in builds if not b.split("-")[0].endswith("t")} == declared
+    assert f"cp3{sys.version_info[1]}-*" in declared  # the Python running these tests
