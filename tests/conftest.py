@@ -1,5 +1,6 @@
-import importlib.metadata
+import importlib.machinery
 import os
+import sys
 
 import pytest
 
@@ -25,13 +26,13 @@ def _not_compiled() -> str:
                 "ASGIREF_FAST_NO_EXTENSIONS=1 for the pure one: unset one of them")
     message = (f"ASGIREF_FAST_REQUIRE_COMPILED=1, but the asgiref_fast imported from {where} "
                f"runs its pure twin: its compiled twins failed to import ({_impl.IMPORT_ERROR}).")
-    try:
-        installed = importlib.metadata.distribution("asgiref-fast").locate_file("asgiref_fast")
-    except importlib.metadata.PackageNotFoundError:
-        installed = None
-    if (installed is not None and os.path.isdir(installed)  # not so for an editable install
-            and os.path.realpath(installed) != os.path.realpath(where)):
-        message += f" (asgiref-fast is also installed, in {installed}, but that is not what was imported.)"
+    # Another copy further along sys.path (site-packages after `pip install .`).
+    here = os.path.realpath(os.path.dirname(where))
+    rest = [p for p in sys.path if os.path.realpath(p or os.curdir) != here]
+    other = importlib.machinery.PathFinder.find_spec("asgiref_fast", rest)
+    if other is not None and other.origin:
+        message += (f" (Another asgiref_fast is installed, in {os.path.dirname(other.origin)}, "
+                    "but that is not the one imported.)")
     return message + (
         " Run from a checkout, the tests import the checkout's asgiref_fast, which"
         " `pip install .` does not build into: build it in place with `pip install -e .`"
