@@ -34,7 +34,11 @@ env = _load_env()
 PYX_DIR = "src_pyx"
 PACKAGE = "asgiref_fast._cy"
 # Plain C that a twin's module is linked with (each .pyx makes its own .c).
-C_SOURCES = {"workqueue": [f"{PYX_DIR}/gil.c"]}
+GIL_C = f"{PYX_DIR}/gil.c"
+C_SOURCES = {"workqueue": [GIL_C]}
+# gil.c reads CPython's internal headers: where they do not compile, it is
+# built again with this defined, and sees no GIL flag (gil.h).
+NO_GIL_FLAG = ("ASGIREF_FAST_NO_GIL_FLAG", "1")
 
 
 def _say(message: str) -> None:
@@ -66,6 +70,12 @@ class optional_build_ext(build_ext):
         try:
             super().build_extension(ext)
         except Exception as exc:
+            if any(Path(source).name == Path(GIL_C).name for source in ext.sources) \
+                    and NO_GIL_FLAG not in ext.define_macros:
+                _say(f"building {ext.name} with CPython's internal GIL headers failed ({exc}); "
+                     "building it without them (a woken thread will not watch the GIL)")
+                ext.define_macros.append(NO_GIL_FLAG)
+                return self.build_extension(ext)
             _say(f"building {ext.name} failed ({exc}); installing the pure-Python twins only")
             self._failed = True
 

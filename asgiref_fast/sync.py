@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 # InvalidStateError, Dict, List, Optional: unused, but asgiref's module
 # has these names, and code may reach them here.
 from concurrent.futures import Executor, Future, InvalidStateError, ThreadPoolExecutor  # noqa: F401
+from concurrent.futures import wait as _wait_for
 from typing import TYPE_CHECKING, Any, Dict, Generic, List, Optional, ParamSpec, TypeVar, overload  # noqa: F401
 
 from ._impl import Call, ContextCarrier, bind_router, find_inbox, peek, restore_context, route, send
@@ -155,18 +156,20 @@ class ThreadSensitiveContext:
             else:
                 # A loop with methods of its own sees the calls upstream's
                 # exit makes on it: a future made, for one set from another
-                # thread. That one is the exit's own, for it to cancel.
+                # thread (from 3.14 on, asyncio hands over the result of one
+                # set on the loop's own thread without call_soon_threadsafe).
+                # That one is the exit's own, for it to cancel.
                 waited: "Future[None]" = Future()
 
-                def finish(_: object = None) -> None:
+                def finish() -> None:
+                    if done is not None:
+                        _wait_for([done])
                     if waited.set_running_or_notify_cancel():  # False if cancelled
                         waited.set_result(None)
 
-                if done is None:
-                    finish()
-                else:
-                    done.add_done_callback(finish)
-                await asyncio.wrap_future(waited)
+                wrapped = asyncio.wrap_future(waited)  # first: it must see the set come
+                threading.Thread(target=finish, daemon=True).start()
+                await wrapped
 
 
 def _shut_down_on_a_thread(executor: Executor) -> "Future[None]":

@@ -59,8 +59,9 @@ cdef extern from *:
 cdef extern from *:
     """
     /* The head of CPython's PyContext (Include/internal/pycore_context.h),
-       unchanged from 3.7 through 3.14: only ctx_vars, the context's immutable
-       HAMT of variables, is read. */
+       unchanged from 3.7 through 3.15: only ctx_vars, the context's immutable
+       HAMT of variables, is read. context.pyx checks at import that this
+       reads what the interpreter it runs in holds, or refuses to load. */
     typedef struct {
         PyObject_HEAD
         PyObject *ctx_prev;
@@ -69,6 +70,11 @@ cdef extern from *:
 
     #define asgiref_fast_context_vars(ctx) \\
         (((asgiref_fast_PyContextHead *)(ctx))->ctx_vars)
+    /* The field before: what a layout moved by one pointer would make
+       ctx_vars read (context.pyx's import check, under its test hook). */
+    #define asgiref_fast_context_prev(ctx) \\
+        (((asgiref_fast_PyContextHead *)(ctx))->ctx_prev)
     """
     # Borrowed; ctx must be an exact contextvars.Context.
     PyObject* asgiref_fast_context_vars(object ctx)
+    PyObject* asgiref_fast_context_prev(object ctx)

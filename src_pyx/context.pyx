@@ -27,15 +27,70 @@ from capi cimport (
     PyContextVar_Get,
     PyContextVar_Set,
     PyThread_get_thread_ident,
+    asgiref_fast_context_prev,
     asgiref_fast_context_vars,
 )
 from ident cimport compare_ident
+
+import contextvars
+import gc
+import os
+import sys
 
 # One OWNER per process, whichever twins are in use.
 from asgiref_fast._pure.context import OWNER
 
 cdef object _OWNER = OWNER
 cdef object _MISSING = object()
+
+
+# -- The layout check ----------------------------------------------------------
+# ctx_vars is a private field of CPython's contexts (capi.pxd), laid out as
+# the headers this module was compiled with say. Before anything reads it,
+# check on the interpreter at hand that it reads what a context holds, by
+# what the public API shows: otherwise refuse to import, and asgiref_fast
+# falls back to the pure twins (asgiref_fast._impl), keeping the reason.
+
+
+cdef size_t _vars_address(object context, bint misread):
+    # misread: the field before ctx_vars, as a layout moved by a pointer would.
+    if misread:
+        return <size_t>asgiref_fast_context_prev(context)
+    return <size_t>asgiref_fast_context_vars(context)
+
+
+def _layout_problem():
+    """What is wrong with reading this interpreter's contexts as capi.pxd
+    does, or None. ASGIREF_FAST_TEST_MISREAD_CONTEXT=1 (a test hook) checks
+    the wrong field instead."""
+    cdef bint misread = os.environ.get("ASGIREF_FAST_TEST_MISREAD_CONTEXT", "") not in ("", "0")
+    var = contextvars.ContextVar("asgiref_fast.layout_check")
+    marker = object()
+    context = contextvars.Context()
+    context.run(var.set, marker)
+    before = _vars_address(context, misread)
+    # The collector sees what a context holds: its variables are one of
+    # those objects, and only such an object is ever dereferenced here.
+    held = [o for o in gc.get_referents(context) if id(o) == before]
+    if not held:
+        return "ctx_vars is not any object the context holds"
+    if held[0].get(var, None) is not marker:
+        return "ctx_vars does not hold the variable set in the context"
+    if _vars_address(context.copy(), misread) != before:
+        return "a copy of the context does not share its ctx_vars"
+    context.run(var.set, None)
+    if _vars_address(context, misread) == before:
+        return "setting a variable does not replace ctx_vars"
+    return None
+
+
+_problem = _layout_problem()
+if _problem is not None:
+    raise ImportError(
+        f"asgiref_fast._cy.context cannot read the contexts of this CPython "
+        f"({sys.version.split()[0]}) with the PyContext layout it was built with: {_problem}"
+    )
+del _problem
 
 
 cdef int _adopt() except -1:

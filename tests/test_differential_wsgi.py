@@ -259,7 +259,17 @@ def test_cancelled_wsgi_request(case):
     # thread-sensitive call runs.
     assert upstream["task"] == "cancelled"
     assert upstream["next call"] != "never ran"
-    assert ours == ours_differs_deliberately(where, body, upstream)
+    expected = ours_differs_deliberately(where, body, upstream)
+    if where == "send-end" and body == "generator":
+        # Our thread returns once it has handed the last message over, while
+        # the loop goes on to cancel the request: which of the two is noted
+        # first is timing (seen both ways on a busy machine). After the
+        # generator finished, either way.
+        events = ours["events"]
+        assert events.index("thread returned") > events.index("generator finished"), events
+        ours = {**ours, "events": [e for e in events if e != "thread returned"]}
+        expected["events"] = [e for e in expected["events"] if e != "thread returned"]
+    assert ours == expected
 
 
 @pytest.mark.parametrize("in_context", [False, True], ids=["", "in-context"])
