@@ -5,11 +5,11 @@ import sys
 import pytest
 
 import asgiref_fast
-from asgiref_fast import _impl
+from asgiref_fast import _env, _impl
 
 
 def _flag(name: str) -> bool:
-    return os.environ.get(name, "") not in ("", "0")
+    return _env.switch(name)  # the package's own reading of its switches
 
 
 def pytest_configure(config):

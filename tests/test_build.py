@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 import asgiref_fast
-from asgiref_fast import _impl
+from asgiref_fast import _env, _impl
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUIRED = os.environ.get("ASGIREF_FAST_REQUIRE_COMPILED", "") not in ("", "0")
+REQUIRED = _env.switch("ASGIREF_FAST_REQUIRE_COMPILED")
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 
@@ -32,14 +32,14 @@ def _compiled_is_built() -> bool:
 
 
 def test_env_var_selects_the_pure_twin():
-    if os.environ.get("ASGIREF_FAST_NO_EXTENSIONS", "") not in ("", "0"):
+    if _env.switch("ASGIREF_FAST_NO_EXTENSIONS"):
         assert asgiref_fast.COMPILED is False
         assert _impl.Local.__module__ == "asgiref_fast._pure.local"
     else:
         assert asgiref_fast.COMPILED is (_impl.IMPORT_ERROR is None)
 
 
-@pytest.mark.skipif(not os.environ.get("ASGIREF_FAST_REQUIRE_COMPILED"), reason="only where the build is required")
+@pytest.mark.skipif(not REQUIRED, reason="only where the build is required")
 def test_compiled_twins_built():
     assert asgiref_fast.COMPILED, f"compiled twins unavailable: {_impl.IMPORT_ERROR}"
 
