@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 import asgiref_fast
-from asgiref_fast import _env, _impl
+from asgiref_fast import _impl
+from asgiref_fast._env import switch
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUIRED = _env.switch("ASGIREF_FAST_REQUIRE_COMPILED")
+REQUIRED = switch("ASGIREF_FAST_REQUIRE_COMPILED")
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 
 
@@ -32,7 +33,7 @@ def _compiled_is_built() -> bool:
 
 
 def test_env_var_selects_the_pure_twin():
-    if _env.switch("ASGIREF_FAST_NO_EXTENSIONS"):
+    if switch("ASGIREF_FAST_NO_EXTENSIONS"):
         assert asgiref_fast.COMPILED is False
         assert _impl.Local.__module__ == "asgiref_fast._pure.local"
     else:
