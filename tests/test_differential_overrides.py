@@ -8,9 +8,12 @@ runs under upstream asgiref 3.13.0 and under this run's twin, in fresh
 interpreters."""
 
 
+import inspect
+
 import pytest
 
 import differential
+from _reliability import FREE_THREADED, on_cycles
 from differential import upstream_available
 
 pytestmark = [
@@ -20,6 +23,21 @@ pytestmark = [
 
 
 compare = differential.compare_sound
+
+# On a free-threaded build, what upstream's own ThreadSensitiveContext exit
+# calls on the loop varies from run to run: its join thread may set the
+# future before the loop wraps it (then no call_soon_threadsafe), or after.
+# Measured on 3.13t: 1 run in 5 without the call (never on a GIL build, where
+# the new thread must first win the GIL); ours, whose lane is often idle by
+# then, varies likewise. An exact comparison of a scenario with an exit
+# cannot hold there: those scenarios keep everything but the exit.
+EXIT_VARIES = FREE_THREADED
+
+
+def without_exit(scenario: str) -> str:
+    if not EXIT_VARIES:
+        return scenario
+    return scenario.replace("async with ThreadSensitiveContext():", "if True:  # see EXIT_VARIES")
 
 
 SETUP = """
@@ -136,7 +154,7 @@ def test_asyncios_create_task_patched_on_its_class_gets_every_task(when, how):
 
 
 def test_a_loop_with_its_own_call_soon_threadsafe_gets_every_call():
-    upstream, ours = compare(SETUP, """
+    upstream, ours = compare(without_exit(SETUP), """
         class ThreadsafeLoop(asyncio.SelectorEventLoop):
             def call_soon_threadsafe(self, callback, *args, **kwargs):
                 seen.append([name(callback)] + [name(arg) for arg in args])
@@ -170,7 +188,7 @@ def test_a_loop_with_its_own_call_soon_threadsafe_gets_every_call():
 def test_a_loop_with_its_own_call_soon_or_create_future_sees_what_upstream_makes(method, where):
     # Every callback scheduled, or every future made, in order: hops on such
     # a loop call them exactly as upstream's do.
-    upstream, ours = compare(SETUP, f"METHOD, WHERE = {method!r}, {where!r}", """
+    upstream, ours = compare(SETUP, f"METHOD, WHERE = {method!r}, {where!r}", without_exit("""
         def note(callback=None):
             seen.append([METHOD, name(callback)] if callback else [METHOD])
 
@@ -205,9 +223,16 @@ def test_a_loop_with_its_own_call_soon_or_create_future_sees_what_upstream_makes
         record("results", loop.run_until_complete(main()))
         loop.close()
         record("seen", seen)
-    """)
-    assert ours == upstream
+    """))
     assert len(upstream["seen"]) > 4
+    if FREE_THREADED:
+        # There the order and number of the callbacks that other threads'
+        # completions schedule vary from run to run, upstream's too (measured
+        # on 3.13t: 2 orders, and 2 different counts, in 6 runs of upstream
+        # alone); which calls the loop sees does not.
+        for observed in (upstream, ours):
+            observed["seen"] = sorted(set(map(tuple, observed["seen"])))
+    assert ours == upstream
 
 
 def test_a_contexts_exit_on_a_loop_with_methods_of_its_own_waiting_or_cancelled():
@@ -274,6 +299,8 @@ def test_a_contexts_exit_on_a_loop_with_methods_of_its_own_waiting_or_cancelled(
         loop.run_until_complete(loop.create_task(main(), name="main"))
         loop.close()
     """)
+    if EXIT_VARIES:  # the idle exit's calls vary, upstream's too; the rest holds
+        del upstream["idle exit"], ours["idle exit"]
     assert ours == upstream
     assert upstream["exit"] == "CancelledError" and upstream["work ran on another thread"]
 
@@ -495,8 +522,9 @@ def test_a_call_after_the_default_executor_was_shut_down():
 
 def test_failed_calls_through_a_thread_pool_leave_no_garbage():
     # Upstream leaves a reference cycle through each failure (its traceback
-    # holds the frame that holds the future holding it); we leave none.
-    upstream, ours = compare(SETUP, """
+    # holds the frame that holds the future holding it); we leave none. On a
+    # free-threaded build only objects on a cycle count (see _reliability).
+    upstream, ours = compare(SETUP, inspect.getsource(on_cycles), f"FREE_THREADED = {FREE_THREADED}", """
         def fail():
             raise KeyError("failed")
 
@@ -525,7 +553,7 @@ def test_failed_calls_through_a_thread_pool_leave_no_garbage():
                 for _ in range(10):
                     await failing(**kwargs)
                 gc.collect()
-                record(kind, len(gc.garbage))
+                record(kind, len(on_cycles(gc.garbage) if FREE_THREADED else gc.garbage))
                 gc.set_debug(0)
                 gc.garbage.clear()
             pool.shutdown()

@@ -14,6 +14,7 @@ scenario that hangs is ``{"hang": True}``.
 
 import pytest
 
+from _reliability import FREE_THREADED
 from differential import compare, upstream_available
 
 pytestmark = [
@@ -259,7 +260,16 @@ def test_cancelled_wsgi_request(case):
     # thread-sensitive call runs.
     assert upstream["task"] == "cancelled"
     assert upstream["next call"] != "never ran"
-    assert ours == ours_differs_deliberately(where, body, upstream)
+    expected = ours_differs_deliberately(where, body, upstream)
+    if FREE_THREADED and where == "send-end" and body == "generator":
+        # Our thread returns once it has handed the last message over, while
+        # the loop goes on with the cancellation: with no GIL to order them,
+        # its "thread returned" may come before or after the events of the
+        # cancel (seen on 3.13t). It must still come after the generator ends.
+        for events in (ours["events"], expected["events"]):
+            assert events.index("thread returned") > events.index("generator finished"), events
+            events.remove("thread returned")
+    assert ours == expected
 
 
 @pytest.mark.parametrize("in_context", [False, True], ids=["", "in-context"])
