@@ -318,10 +318,11 @@ def test_the_garbage_probe_counts_cycles_and_only_cycles():
     class Node:
         pass
 
-    made, done = [], threading.Event()
+    made, ready, done = [], threading.Event(), threading.Event()
 
     def maker():
         made.extend(Node() for _ in range(10))
+        ready.set()
         done.wait(10)
 
     with Garbage() as garbage:
@@ -332,9 +333,8 @@ def test_the_garbage_probe_counts_cycles_and_only_cycles():
     thread = threading.Thread(target=maker)
     with Garbage() as garbage:
         thread.start()
-        while len(made) < 10:
-            time.sleep(0.001)
-        del made[:]
+        assert ready.wait(10)
+        del made[:]  # here, by this thread, while their maker lives on
     done.set()
     thread.join(10)
     assert garbage.count == 0, garbage.sample
