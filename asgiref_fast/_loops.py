@@ -23,6 +23,7 @@ shared instance first, then closes it.
 """
 
 import asyncio
+import atexit
 import contextvars
 import operator
 import os
@@ -135,6 +136,21 @@ def close() -> None:
     _thread.loop = _thread.as_new = None
     if loop is not None and not loop.is_closed():
         loop.close()
+
+
+def _close_at_exit() -> None:
+    # The warm loops of lanes still alive at exit are not closed by anyone:
+    # free-threaded 3.13 then frees them with the lane threads' data as it
+    # finalizes, in a cycle whose self-pipe sockets it may close first, and
+    # each loop's __del__ fails ("Exception ignored ... Invalid file
+    # descriptor: -1"). Close them before that, as asyncio.run would have;
+    # a loop running a call still (a daemon thread's) is left to its lane.
+    for loop in list(_warm):
+        if not loop.is_closed() and not loop.is_running():
+            loop.close()
+
+
+atexit.register(_close_at_exit)
 
 
 def _before_fork() -> None:

@@ -39,7 +39,9 @@ cdef extern from "pythread.h":
 cdef extern from *:
     """
     /* dict[key] as a new reference in *result: 1 found, 0 missing, -1 error.
-       Safe against a concurrent writer on free-threaded builds (3.13+). */
+       Safe against a concurrent writer on free-threaded builds (3.13+).
+       Before 3.13 the borrowed reference is taken under the GIL, which
+       every build there has. */
     static CYTHON_INLINE int asgiref_fast_dict_get(PyObject *d, PyObject *key, PyObject **result) {
     #if PY_VERSION_HEX >= 0x030D0000
         return PyDict_GetItemRef(d, key, result);

@@ -12,7 +12,10 @@ Free-threading: a context runs in one thread at a time, and a carrier's
 caller (through the inbox's mutex), which reads it afterwards. The one
 exception is a call cancelled while it runs: restore() then races the worker,
 as the pure twin's walk does; it only compares pointers, never dereferences
-``_adopted``, so the race can cost the fast path but not correctness.
+``_adopted``, so the race can cost the fast path but not correctness. (The
+walk then reads the context while the worker may set variables in it, as
+upstream's restore does: on a free-threaded build that is CPython's Context
+read from two threads, which its own locking must make safe, not ours.)
 """
 
 from cpython.object cimport PyObject, Py_NE

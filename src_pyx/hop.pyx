@@ -97,7 +97,11 @@ cdef class Inbox:
     @property
     def bell(self):
         """The doorbell the loop watches for this inbox, if it has one."""
-        return self._bell
+        # Under the lock: close() may be taking it from another thread, and
+        # without a GIL reading the field while it is swapped could take a
+        # reference to a freed object.
+        with self._lock:
+            return self._bell
 
     cpdef deliver(self, call):
         """Any thread: hand *call* to the loop, waking it if need be."""
@@ -121,6 +125,8 @@ cdef class Inbox:
                 pass  # the loop is closed: nobody awaits these calls any more
 
     def _drain(self):
+        # _bell_answer_fd unlocked: set before the loop watches the bell,
+        # and reset only by close(), once the loop that calls us is closed.
         if self._bell_answer_fd >= 0:
             # First: what is delivered after this rings again. The loop
             # calls us only while it watches the bell, so it is still open.
@@ -140,7 +146,15 @@ cdef class Inbox:
         with self._lock:
             self._closed = True
             self._bell_fd = self._bell_answer_fd = -1
-        self._free_bell()
+            # Taken under the lock: of two threads closing the inbox, only
+            # one gets the bell to close (the GIL made the swap atomic; there
+            # may be none). Nothing is freed here: ``bell`` keeps it.
+            bell, self._bell = self._bell, None
+        if bell is not None:
+            try:
+                bell.close()
+            except OSError:
+                pass
 
     def _close_unlocked(self):
         # Alone with the inbox: in a forked child, whose lock may be held by
@@ -151,6 +165,7 @@ cdef class Inbox:
 
     cdef void _free_bell(self):
         # Nobody rings it any more (_bell_fd is -1), and the loop is closed.
+        # Only where nobody else can reach the inbox (see _close_unlocked).
         bell, self._bell = self._bell, None
         if bell is not None:
             try:
@@ -207,7 +222,7 @@ cdef class _SpinningSelect:
 cdef _spin_in_select(loop, Inbox inbox):
     # Only asyncio's selector loops, whose select we can wrap from outside;
     # not uvloop, not the proactor, not a selector someone else wrapped.
-    if spin_state().max_spinners <= 0:
+    if asf_load(&spin_state().max_spinners) <= 0:
         return
     selector = getattr(loop, "_selector", None)
     if not isinstance(selector, selectors.BaseSelector):
@@ -219,6 +234,8 @@ cdef _spin_in_select(loop, Inbox inbox):
         pass
 
 
+# find_inbox reads _inboxes without the lock: a dict lookup is safe against
+# a concurrent writer on every build (free-threaded dicts lock per object).
 cdef object _inboxes = weakref.WeakKeyDictionary()
 cdef object _inboxes_lock = threading.Lock()
 
@@ -254,7 +271,8 @@ cdef _close_inboxes_of_closed_loops():
 
 def _forget_inboxes():
     # A forked child has no use for its parent's loops, and their locks may
-    # have been held by a thread that does not exist in the child.
+    # have been held by a thread that does not exist in the child. The child
+    # has one thread now: rebinding the globals races no reader.
     global _inboxes, _inboxes_lock
     inherited = list(_inboxes.values())
     _inboxes = weakref.WeakKeyDictionary()
@@ -353,6 +371,8 @@ cdef object _peek = None
 
 
 def bind(async_to_sync, lane_executor, current_thread_executor):
+    # Once, as sync.py is imported (under the import lock), before any
+    # thread can route a call: the globals are only read after that.
     global _AsyncToSync, _LaneExecutor, _direct, _peek
     from asgiref_fast._cy.local import peek
 

@@ -10,9 +10,14 @@ once at import, by ``_local_new`` below.
 
 Free-threading: a Local's fields are set once, before the Local is returned,
 and a ``_Storage`` is never changed once published (every write publishes a
-new one), so reads need no lock. Rebinding a published ``_Storage``'s
-attributes by hand while another thread reads them would be a data race here
-(not in the pure twin); nothing in asgiref_fast does that.
+new one), so reads need no lock. Its data dict is never changed either once
+published (writes copy it), so copying it races no writer. Context variables
+are per thread (each thread runs its own context), and a thread-critical
+Local's storage is a ``threading.local``. The type slots are patched once,
+at import, before any thread can make a Local. Cython disables ``freelist``
+on free-threaded builds (it would need the GIL). Rebinding a published
+``_Storage``'s attributes by hand while another thread reads them would be a
+data race here (not in the pure twin); nothing in asgiref_fast does that.
 """
 
 cimport cython

@@ -39,6 +39,7 @@ from spin cimport (
     asf_spin_budget,
     asf_spin_state,
     asf_store,
+    asf_store_ll,
 )
 
 import os
@@ -57,6 +58,8 @@ cdef Py_ssize_t _COMPACT_AT = 1024
 
 
 # -- Spinning (spin.h), shared with hop.pyx --------------------------------
+# Set here at import, before any thread can spin; from then on every field
+# but cores and gil_locked is read and written atomically.
 cdef asf_spin_state _spin
 _spin.probe_fd = asf_open_probe()
 _spin.cores = os.cpu_count() or 1
@@ -85,9 +88,9 @@ def configure_spinning(*, max_spinners=None, spin_us=None, handoff_us=None):
     microseconds, then waiting up to *handoff_us* for the GIL's release.
     Returns the previous settings, as keyword arguments."""
     previous = dict(
-        max_spinners=_spin.max_spinners,
-        spin_us=_spin.spin_ns // 1000,
-        handoff_us=_spin.handoff_ns // 1000,
+        max_spinners=asf_load(&_spin.max_spinners),
+        spin_us=asf_load(&_spin.spin_ns) // 1000,
+        handoff_us=asf_load(&_spin.handoff_ns) // 1000,
     )
     if max_spinners is not None:
         asf_store(&_spin.max_spinners, max(0, int(max_spinners)))
@@ -105,7 +108,8 @@ def spinning_report():
     the GIL free (gil.h); the spins granted, those that saw their signal,
     those refused for want of a core, and the hand-off waits for the GIL
     and those that gave up."""
-    cdef long runnable = asf_read_runnable(_spin.probe_fd)
+    cdef long runnable = asf_read_runnable(asf_load(&_spin.probe_fd))
+    # cores and gil_locked are set at import, before any thread reads them.
     return dict(
         core_to_spare=None if runnable < 0 else runnable <= _spin.cores,
         runnable=None if runnable < 0 else runnable,
@@ -124,14 +128,16 @@ def _probe_with(path):
     /proc/loadavg) instead: for tests. None: back to /proc/loadavg. The
     descriptor number stays the same (dup2), so a thread reading it
     meanwhile reads one file or the other, never a stranger's."""
+    # Spinning threads read these meanwhile: atomically. (Two threads
+    # swapping probes at once would race: tests do it from one.)
     fd = os.open(path or "/proc/loadavg", os.O_RDONLY | os.O_CLOEXEC)
-    if _spin.probe_fd < 0:
-        _spin.probe_fd = fd
+    if asf_load(&_spin.probe_fd) < 0:
+        asf_store(&_spin.probe_fd, fd)
     else:
-        os.dup2(fd, _spin.probe_fd)
+        os.dup2(fd, asf_load(&_spin.probe_fd))
         os.close(fd)
     asf_store(&_spin.runnable, -1)
-    _spin.probed_ns = 0
+    asf_store_ll(&_spin.probed_ns, 0)
 
 
 def _cpus_granted():
@@ -263,6 +269,7 @@ cdef class WorkQueue:
         self._items = []
 
     def __dealloc__(self):
+        # Unlocked: nobody else holds the queue any more.
         if self._busy:  # its consumer never came back (a lane died mid-item)
             asf_add(&_spin.busy, -1)
         if self._wakeup != NULL:

@@ -58,3 +58,16 @@ def pytest_addoption(parser):
 def stress(request):
     """True under --stress: tests pick their long size."""
     return request.config.getoption("--stress")
+
+
+def pytest_configure(config):
+    # pytest-run-parallel's marker, declared for runs without the plugin.
+    config.addinivalue_line("markers", "thread_unsafe(reason=None): not run in parallel threads by pytest-run-parallel")
+
+
+def pytest_collection_modifyitems(config, items):
+    # pytest-run-parallel calls a test's function in several threads at once;
+    # a coroutine test (pytest-asyncio's) is then never awaited. Those run once.
+    for item in items:
+        if item.get_closest_marker("asyncio") is not None and item.get_closest_marker("thread_unsafe") is None:
+            item.add_marker(pytest.mark.thread_unsafe(reason="a coroutine test: pytest-run-parallel cannot run it in threads"))

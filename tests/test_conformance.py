@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tarfile
 from pathlib import Path
 
@@ -19,6 +20,10 @@ SDIST = f"asgiref-{asgiref_fast.ASGIREF_VERSION}"
 
 # Upstream's suite, as it stands in its sdist: all must pass, one xfails.
 EXPECTED = {"passed": 133, "xfailed": 1, "failed": 0, "error": 0, "skipped": 0, "xpassed": 0}
+if sysconfig.get_config_var("Py_GIL_DISABLED"):
+    # Upstream skips test_thread_critical_Local_remove_all_reference_cycles
+    # on free-threaded builds (its exact gc.garbage check cannot hold there).
+    EXPECTED = {**EXPECTED, "passed": 132, "skipped": 1}
 
 
 def upstream_suite() -> Path:

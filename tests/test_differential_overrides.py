@@ -8,11 +8,13 @@ runs under upstream asgiref 3.13.0 and under this run's twin, in fresh
 interpreters."""
 
 
+import inspect
 import sys
 
 import pytest
 
 import differential
+from _reliability import FREE_THREADED, on_cycles
 from differential import upstream_available
 
 pytestmark = [
@@ -35,7 +37,13 @@ ENDED_AT_ONCE_SKIPS_THE_LOOP = sys.version_info >= (3, 14)
 def assert_the_same_exit(ours, upstream, *, through_the_loop, at_once):
     """Our exit's calls on the loop are upstream's: exactly where they are
     sure, through the loop (ours always goes that way) where they are not."""
-    if ENDED_AT_ONCE_SKIPS_THE_LOOP:
+    if FREE_THREADED:
+        # There upstream's exit varies even before 3.14 (its join thread may
+        # set the future before the loop wraps it: 1 run in 5 on 3.13t), and
+        # ours likewise, with no GIL to order the lane against the loop.
+        assert upstream in (through_the_loop, at_once), upstream
+        assert ours in (through_the_loop, at_once), ours
+    elif ENDED_AT_ONCE_SKIPS_THE_LOOP:
         assert upstream in (through_the_loop, at_once), upstream
         assert ours == through_the_loop
     else:
@@ -257,7 +265,6 @@ def test_a_loop_with_its_own_call_soon_or_create_future_sees_what_upstream_makes
         record("exit", exits[0])
     """)
     exit, upstream_exit = ours.pop("exit"), upstream.pop("exit")
-    assert ours == upstream
     if method == "call_soon":
         assert_the_same_exit(exit, upstream_exit, at_once=[["call_soon", "_chain_future.<locals>._call_check_cancel"]],
                              through_the_loop=[["call_soon", "_chain_future.<locals>._call_check_cancel"],
@@ -265,6 +272,14 @@ def test_a_loop_with_its_own_call_soon_or_create_future_sees_what_upstream_makes
     else:  # one future either way
         assert exit == upstream_exit == [["create_future"]]
     assert len(upstream["seen"]) > 4
+    if FREE_THREADED:
+        # There the order and number of the callbacks that other threads'
+        # completions schedule vary from run to run, upstream's too (measured
+        # on 3.13t: 2 orders, and 2 different counts, in 6 runs of upstream
+        # alone); which calls the loop sees does not.
+        for observed in (upstream, ours):
+            observed["seen"] = sorted(set(map(tuple, observed["seen"])))
+    assert ours == upstream
 
 
 def test_a_contexts_exit_on_a_loop_with_methods_of_its_own_waiting_or_cancelled():
@@ -555,8 +570,9 @@ def test_a_call_after_the_default_executor_was_shut_down():
 
 def test_failed_calls_through_a_thread_pool_leave_no_garbage():
     # Upstream leaves a reference cycle through each failure (its traceback
-    # holds the frame that holds the future holding it); we leave none.
-    upstream, ours = compare(SETUP, """
+    # holds the frame that holds the future holding it); we leave none. On a
+    # free-threaded build only objects on a cycle count (see _reliability).
+    upstream, ours = compare(SETUP, inspect.getsource(on_cycles), f"FREE_THREADED = {FREE_THREADED}", """
         def fail():
             raise KeyError("failed")
 
@@ -585,7 +601,7 @@ def test_failed_calls_through_a_thread_pool_leave_no_garbage():
                 for _ in range(10):
                     await failing(**kwargs)
                 gc.collect()
-                record(kind, len(gc.garbage))
+                record(kind, len(on_cycles(gc.garbage) if FREE_THREADED else gc.garbage))
                 gc.set_debug(0)
                 gc.garbage.clear()
             pool.shutdown()

@@ -8,12 +8,14 @@ asgiref; the code there reports what it saw as JSON, and the tests check it.
 """
 
 import http.client
+import importlib.util
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import threading
 from pathlib import Path
@@ -198,6 +200,18 @@ CHANNELS = """
 """
 
 
+# channels.testing imports daphne, which needs cryptography, which needs cffi:
+# cffi does not build for free-threaded 3.13 (it supports free-threading from
+# 3.14 on), so the test extra cannot bring daphne there.
+needs_daphne = pytest.mark.skipif(
+    importlib.util.find_spec("daphne") is None
+    and bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    and sys.version_info < (3, 14),
+    reason="channels.testing needs daphne, which cannot be installed on free-threaded 3.13 (cffi)",
+)
+
+
+@needs_daphne
 def test_channels_group_send_between_sync_and_async_consumers(db):
     seen = in_django(db, CHANNELS + """
     report(**asyncio.run(room()))
@@ -207,6 +221,7 @@ def test_channels_group_send_between_sync_and_async_consumers(db):
                     "async": ["welcome AnonymousUser: 0 notes", *said]}
 
 
+@needs_daphne
 def test_channels_consumers_see_the_session_user(db):
     seen = in_django(db, CHANNELS + """
     client = Client()

@@ -309,3 +309,32 @@ async def test_hop_cost_does_not_grow_with_unrelated_context_variables():
     plain = await cost()
     crowded = await asyncio.create_task(in_a_crowded_context())
     assert crowded < plain * 5, (plain, crowded)
+
+
+def test_the_garbage_probe_counts_cycles_and_only_cycles():
+    # The probe the tests above rely on can fail: a cycle counts, on every
+    # build. Objects dropped by another thread than the one that made them
+    # count only where there is a GIL (elsewhere, see _reliability.FREE_THREADED).
+    class Node:
+        pass
+
+    made, ready, done = [], threading.Event(), threading.Event()
+
+    def maker():
+        made.extend(Node() for _ in range(10))
+        ready.set()
+        done.wait(10)
+
+    with Garbage() as garbage:
+        node = Node()
+        node.me = node
+        del node
+    assert garbage.count == 1, garbage.sample
+    thread = threading.Thread(target=maker)
+    with Garbage() as garbage:
+        thread.start()
+        assert ready.wait(10)
+        del made[:]  # here, by this thread, while their maker lives on
+    done.set()
+    thread.join(10)
+    assert garbage.count == 0, garbage.sample

@@ -3,8 +3,13 @@ as a fresh asyncio.run would: nothing of one call survives into the next."""
 
 import asyncio
 import socket
+import subprocess
+import sys
+import textwrap
 import threading
 import warnings
+
+import pytest
 
 from asgiref_fast.sync import AsyncSingleThreadContext, async_to_sync
 
@@ -233,3 +238,29 @@ def test_a_loop_someone_still_holds_is_closed_and_replaced(monkeypatch):
         made.clear()
         async_to_sync(keep)()
     assert made == [1] and kept[1] is not kept[0]
+
+
+@pytest.mark.timeout(120)
+def test_warm_loops_are_closed_at_exit(tmp_path):
+    # A lane's warm loop left open at exit was freed during the interpreter's
+    # finalization on free-threaded 3.13, after its self-pipe's sockets:
+    # "Exception ignored in BaseEventLoop.__del__ ... Invalid file
+    # descriptor: -1" (measured in a pytest run like this one's, every time).
+    script = tmp_path / "test_exit.py"
+    script.write_text(textwrap.dedent("""
+        import sys
+        import pytest
+        from asgiref_fast.sync import async_to_sync
+
+        async def inner():
+            return 1
+
+        def test_warm_loop():
+            assert async_to_sync(inner)() == 1
+
+        if __name__ == "__main__":
+            sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", __file__]))
+    """))
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=100, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Exception ignored" not in proc.stderr, proc.stderr

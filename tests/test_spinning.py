@@ -24,6 +24,10 @@ from asgiref_fast.sync import ThreadSensitiveContext, async_to_sync, sync_to_asy
 
 WAIT = 10.0  # seconds; every wait in this file has a bound
 
+# Spinning's settings and counters are process-wide, and the tests load the
+# machine: threads running one test at once would change what another sees.
+pytestmark = pytest.mark.thread_unsafe(reason="process-wide spinning settings and counters, machine load")
+
 IDLE, BUSY = "0.00 0.00 0.00 1/100 1\n", "9.00 9.00 9.00 999/1000 1\n"  # as /proc/loadavg
 
 # (spinning settings, what the machine looks like)

@@ -7,6 +7,7 @@ that requires it (``ASGIREF_FAST_REQUIRE_COMPILED=1``) fails instead.
 """
 
 import asyncio
+import contextlib
 import contextvars
 import gc
 import importlib
@@ -273,136 +274,146 @@ def test_workqueue_frees_queued_items(twin):
 # -- Call and Inbox ----------------------------------------------------------
 
 
-@pytest.fixture
-def loop():
+@contextlib.contextmanager
+def own_loop():
+    # A fresh event loop for one test thread. Not a fixture: the threads
+    # pytest-run-parallel runs a test in share its fixtures, and a loop runs
+    # in one thread at a time.
     loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
+    try:
+        yield loop
+    finally:
+        loop.close()
 
 
-def test_call_run_versus_cancel_race(twin, loop):
-    for _ in range(2000):
-        runs = []
-        call = twin.hop.Call(lambda: runs.append(1), loop)
-        go = threading.Barrier(2, timeout=WAIT)
-        cancelled = []
+def test_call_run_versus_cancel_race(twin):
+    with own_loop() as loop:
+        for _ in range(2000):
+            runs = []
+            call = twin.hop.Call(lambda: runs.append(1), loop)
+            go = threading.Barrier(2, timeout=WAIT)
+            cancelled = []
 
-        def run():
-            go.wait()
-            call()
+            def run():
+                go.wait()
+                call()
 
-        def cancel():
-            go.wait()
-            cancelled.append(call.cancel())
+            def cancel():
+                go.wait()
+                cancelled.append(call.cancel())
 
-        join(start(run), start(cancel))
-        assert len(runs) + cancelled.count(True) == 1
-        assert call.cancel() is False  # the ticket is gone either way
+            join(start(run), start(cancel))
+            assert len(runs) + cancelled.count(True) == 1
+            assert call.cancel() is False  # the ticket is gone either way
 
 
-def test_the_loop_counts_only_calls_still_to_come(loop):
-    # The compiled loop spins before sleeping while its inbox expects an
-    # outcome: every way a call ends must stop it expecting one, or the loop
-    # would spin for nothing from then on.
-    compiled = _compiled()
-    inbox = compiled.hop.inbox_for(loop)
-    assert inbox.outstanding == 0
-
-    async def main():
-        ran = compiled.hop.Call(lambda: 7, loop)
-        failed = compiled.hop.Call(lambda: 1 / 0, loop)
-        cancelled = compiled.hop.Call(lambda: pytest.fail("ran after cancel"), loop)
-        dropped = compiled.hop.Call(lambda: pytest.fail("never sent"), loop)
-        assert inbox.outstanding == 4
-        assert cancelled.cancel() is True
-        assert cancelled.cancel() is False  # counted off once only
-        assert inbox.outstanding == 3
-        del dropped
-        gc.collect()
-        assert inbox.outstanding == 2
-        # Dropped in a cycle (its function holds it): the collector frees it.
-        held = []
-        cyclic = compiled.hop.Call(lambda: held, loop)
-        held.append(cyclic)
-        assert inbox.outstanding == 3
-        del cyclic, held
-        gc.collect()
-        assert inbox.outstanding == 2
-        join(start(ran), start(failed))
-        assert await asyncio.wait_for(ran.future, WAIT) == 7
-        with pytest.raises(ZeroDivisionError):
-            await asyncio.wait_for(failed.future, WAIT)
-        assert inbox.outstanding == 0
-        # Its future cancelled by the awaiting task, a call that then runs
-        # still settles, and is counted off then.
-        late = compiled.hop.Call(lambda: 8, loop)
-        late.future.cancel()
-        join(start(late))
-        while not late.settled:
-            await asyncio.sleep(0.001)
+def test_the_loop_counts_only_calls_still_to_come():
+    with own_loop() as loop:
+        # The compiled loop spins before sleeping while its inbox expects an
+        # outcome: every way a call ends must stop it expecting one, or the loop
+        # would spin for nothing from then on.
+        compiled = _compiled()
+        inbox = compiled.hop.inbox_for(loop)
         assert inbox.outstanding == 0
 
-    loop.run_until_complete(asyncio.wait_for(main(), WAIT))
+        async def main():
+            ran = compiled.hop.Call(lambda: 7, loop)
+            failed = compiled.hop.Call(lambda: 1 / 0, loop)
+            cancelled = compiled.hop.Call(lambda: pytest.fail("ran after cancel"), loop)
+            dropped = compiled.hop.Call(lambda: pytest.fail("never sent"), loop)
+            assert inbox.outstanding == 4
+            assert cancelled.cancel() is True
+            assert cancelled.cancel() is False  # counted off once only
+            assert inbox.outstanding == 3
+            del dropped
+            gc.collect()
+            assert inbox.outstanding == 2
+            # Dropped in a cycle (its function holds it): the collector frees it.
+            held = []
+            cyclic = compiled.hop.Call(lambda: held, loop)
+            held.append(cyclic)
+            assert inbox.outstanding == 3
+            del cyclic, held
+            gc.collect()
+            assert inbox.outstanding == 2
+            join(start(ran), start(failed))
+            assert await asyncio.wait_for(ran.future, WAIT) == 7
+            with pytest.raises(ZeroDivisionError):
+                await asyncio.wait_for(failed.future, WAIT)
+            assert inbox.outstanding == 0
+            # Its future cancelled by the awaiting task, a call that then runs
+            # still settles, and is counted off then.
+            late = compiled.hop.Call(lambda: 8, loop)
+            late.future.cancel()
+            join(start(late))
+            while not late.settled:
+                await asyncio.sleep(0.001)
+            assert inbox.outstanding == 0
+
+        loop.run_until_complete(asyncio.wait_for(main(), WAIT))
 
 
-def test_call_runs_once_when_two_threads_race(twin, loop):
-    for _ in range(2000):
-        runs = []
-        call = twin.hop.Call(lambda: runs.append(1), loop)
-        go = threading.Barrier(2, timeout=WAIT)
+def test_call_runs_once_when_two_threads_race(twin):
+    with own_loop() as loop:
+        for _ in range(2000):
+            runs = []
+            call = twin.hop.Call(lambda: runs.append(1), loop)
+            go = threading.Barrier(2, timeout=WAIT)
 
-        def run():
-            go.wait()
-            call()
+            def run():
+                go.wait()
+                call()
 
-        join(start(run), start(run))
-        assert runs == [1]
+            join(start(run), start(run))
+            assert runs == [1]
 
 
-def test_call_outcomes(twin, loop):
-    async def main():
-        ok = twin.hop.Call(lambda: 42, loop)
-        boom = twin.hop.Call(lambda: 1 / 0, loop)
-        interrupt = twin.hop.Call(_raise_keyboard_interrupt, loop)
-        cancelled = twin.hop.Call(lambda: pytest.fail("ran after cancel"), loop)
-        assert cancelled.cancel() is True
-        with ThreadPoolExecutor(1) as pool:
-            for call in (ok, boom, interrupt, cancelled):
-                pool.submit(call).result(WAIT)
-        assert await asyncio.wait_for(ok.future, WAIT) == 42
-        with pytest.raises(ZeroDivisionError):
-            await asyncio.wait_for(boom.future, WAIT)
-        with pytest.raises(KeyboardInterrupt):
-            await asyncio.wait_for(interrupt.future, WAIT)
-        assert ok.settled and boom.settled and interrupt.settled
-        assert not cancelled.settled and not cancelled.future.done()
-        assert ok.outcome() == 42
-        with pytest.raises(ZeroDivisionError):
-            boom.outcome()
+def test_call_outcomes(twin):
+    with own_loop() as loop:
+        async def main():
+            ok = twin.hop.Call(lambda: 42, loop)
+            boom = twin.hop.Call(lambda: 1 / 0, loop)
+            interrupt = twin.hop.Call(_raise_keyboard_interrupt, loop)
+            cancelled = twin.hop.Call(lambda: pytest.fail("ran after cancel"), loop)
+            assert cancelled.cancel() is True
+            with ThreadPoolExecutor(1) as pool:
+                for call in (ok, boom, interrupt, cancelled):
+                    pool.submit(call).result(WAIT)
+            assert await asyncio.wait_for(ok.future, WAIT) == 42
+            with pytest.raises(ZeroDivisionError):
+                await asyncio.wait_for(boom.future, WAIT)
+            with pytest.raises(KeyboardInterrupt):
+                await asyncio.wait_for(interrupt.future, WAIT)
+            assert ok.settled and boom.settled and interrupt.settled
+            assert not cancelled.settled and not cancelled.future.done()
+            assert ok.outcome() == 42
+            with pytest.raises(ZeroDivisionError):
+                boom.outcome()
 
-    loop.run_until_complete(main())
+        loop.run_until_complete(main())
 
 
 def _raise_keyboard_interrupt():
     raise KeyboardInterrupt
 
 
-def test_call_outcome_kept_after_future_was_replaced(twin, loop):
-    # sync.py swaps in a fresh future when the awaiting task absorbed a
-    # cancellation: the outcome must still reach it through outcome().
-    async def main():
-        call = twin.hop.Call(lambda: "late", loop)
-        call.future.cancel()
-        with ThreadPoolExecutor(1) as pool:
-            pool.submit(call).result(WAIT)
-        for _ in range(100):
-            if call.settled:
-                break
-            await asyncio.sleep(0)
-        assert call.settled
-        assert call.outcome() == "late"
+def test_call_outcome_kept_after_future_was_replaced(twin):
+    with own_loop() as loop:
+        # sync.py swaps in a fresh future when the awaiting task absorbed a
+        # cancellation: the outcome must still reach it through outcome().
+        async def main():
+            call = twin.hop.Call(lambda: "late", loop)
+            call.future.cancel()
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(call).result(WAIT)
+            for _ in range(100):
+                if call.settled:
+                    break
+                await asyncio.sleep(0)
+            assert call.settled
+            assert call.outcome() == "late"
 
-    loop.run_until_complete(main())
+        loop.run_until_complete(main())
 
 
 def _counting_wakeups(loop):
@@ -422,36 +433,38 @@ def _counting_wakeups(loop):
     return wakeups
 
 
-def test_inbox_batches_outcomes_that_pile_up(twin, loop):
-    n = 200
-    wakeups = _counting_wakeups(loop)
+def test_inbox_batches_outcomes_that_pile_up(twin):
+    with own_loop() as loop:
+        n = 200
+        wakeups = _counting_wakeups(loop)
 
-    async def main():
-        calls = [twin.hop.Call(lambda i=i: i * i, loop) for i in range(n)]
-        worker = start(lambda: [call() for call in calls])
-        join(worker)  # the loop is blocked meanwhile: every outcome piles up
-        results = await asyncio.wait_for(asyncio.gather(*(c.future for c in calls)), WAIT)
-        assert results == [i * i for i in range(n)]
-
-    loop.run_until_complete(main())
-    assert len(wakeups) == 1
-
-
-def test_inbox_delivers_everything_from_many_threads(twin, loop):
-    n, workers = 4000, 4
-    wakeups = _counting_wakeups(loop)
-
-    async def main():
-        calls = [twin.hop.Call(lambda i=i: i, loop) for i in range(n)]
-        with ThreadPoolExecutor(workers) as pool:
-            for call in calls:
-                pool.submit(call)
+        async def main():
+            calls = [twin.hop.Call(lambda i=i: i * i, loop) for i in range(n)]
+            worker = start(lambda: [call() for call in calls])
+            join(worker)  # the loop is blocked meanwhile: every outcome piles up
             results = await asyncio.wait_for(asyncio.gather(*(c.future for c in calls)), WAIT)
-        assert results == list(range(n))
-        assert all(c.settled for c in calls)
+            assert results == [i * i for i in range(n)]
 
-    loop.run_until_complete(main())
-    assert 1 <= len(wakeups) <= n
+        loop.run_until_complete(main())
+        assert len(wakeups) == 1
+
+
+def test_inbox_delivers_everything_from_many_threads(twin):
+    with own_loop() as loop:
+        n, workers = 4000, 4
+        wakeups = _counting_wakeups(loop)
+
+        async def main():
+            calls = [twin.hop.Call(lambda i=i: i, loop) for i in range(n)]
+            with ThreadPoolExecutor(workers) as pool:
+                for call in calls:
+                    pool.submit(call)
+                results = await asyncio.wait_for(asyncio.gather(*(c.future for c in calls)), WAIT)
+            assert results == list(range(n))
+            assert all(c.settled for c in calls)
+
+        loop.run_until_complete(main())
+        assert 1 <= len(wakeups) <= n
 
 
 def test_inbox_of_a_closed_loop_swallows_delivery(twin):
@@ -509,86 +522,95 @@ def test_bells_of_closed_loops_are_freed(twin):
         fresh.close()
 
 
-def test_a_bell_wakes_the_loop_for_many_deliveries(twin, loop):
-    # The loop sleeps in select(); only the bell can wake it.
-    inbox = twin.hop.inbox_for(loop)
-    if inbox.bell is None:
-        pytest.skip("this loop cannot watch a descriptor")
-
-    class Item:
-        def __init__(self, future):
-            self.future = future
-
-        def settle(self):
-            self.future.set_result(threading.get_ident())
-
-    async def main():
-        for _ in range(200):
-            item = Item(loop.create_future())
-            worker = start(lambda: inbox.deliver(item))
-            assert await asyncio.wait_for(item.future, WAIT) == threading.get_ident()
-            join(worker)
-
-    loop.run_until_complete(main())
-
-
-def test_prompt_future_wakes_its_task_in_the_same_loop_pass(twin, loop):
-    # A plain future would only schedule the task's wake-up, behind the
-    # callback that the item delivered just before it schedules.
-    order = []
-
-    class Marker:
-        def settle(self):
-            loop.call_soon(order.append, "callback scheduled first")
-
-    async def waiter(call):
-        await call.future
-        order.append("task resumed")
-
-    async def main():
-        call = twin.hop.Call(lambda: None, loop)
-        task = loop.create_task(waiter(call))
-        await asyncio.sleep(0)  # the task now awaits the call's future
+def test_a_bell_wakes_the_loop_for_many_deliveries(twin):
+    with own_loop() as loop:
+        # The loop sleeps in select(); only the bell can wake it.
         inbox = twin.hop.inbox_for(loop)
-        join(start(lambda: (inbox.deliver(Marker()), call())))  # one batch
-        await asyncio.wait_for(task, WAIT)
-        await asyncio.sleep(0)
+        if inbox.bell is None:
+            pytest.skip("this loop cannot watch a descriptor")
 
-    loop.run_until_complete(main())
-    assert order == ["task resumed", "callback scheduled first"]
+        class Item:
+            def __init__(self, future):
+                self.future = future
+
+            def settle(self):
+                self.future.set_result(threading.get_ident())
+
+        async def main():
+            for _ in range(200):
+                item = Item(loop.create_future())
+                worker = start(lambda: inbox.deliver(item))
+                assert await asyncio.wait_for(item.future, WAIT) == threading.get_ident()
+                join(worker)
+
+        loop.run_until_complete(main())
 
 
-def test_prompt_future_cancel_and_callbacks_behave_as_a_future(twin, loop):
-    async def main():
-        call = twin.hop.Call(lambda: None, loop)
-        seen = []
-        call.future.add_done_callback(lambda f: seen.append("first"))
-        call.future.add_done_callback(lambda f: seen.append("second"))
-        removed = call.future.remove_done_callback(print)
-        assert removed == 0
-        assert call.future.cancel() is True
-        assert call.future.cancelled()
-        await asyncio.sleep(0)
-        assert sorted(seen) == ["first", "second"]  # soon, not at once
-        assert call.cancel() is True
+def test_prompt_future_wakes_its_task_in_the_same_loop_pass(twin):
+    with own_loop() as loop:
+        # A plain future would only schedule the task's wake-up, behind the
+        # callback that the item delivered just before it schedules.
+        order = []
 
-        other = twin.hop.Call(lambda: 5, loop)
-        hook = lambda f: seen.append("never")
-        other.future.add_done_callback(hook)
-        assert other.future.remove_done_callback(hook) == 1
-        join(start(other))
-        assert await asyncio.wait_for(other.future, WAIT) == 5
-        assert "never" not in seen
+        class Marker:
+            def settle(self):
+                loop.call_soon(order.append, "callback scheduled first")
 
-        task = loop.create_task(asyncio.wait_for(twin.hop.Call(lambda: 1, loop).future, 0.01))
-        with pytest.raises(asyncio.TimeoutError):
-            await task
+        async def waiter(call):
+            await call.future
+            order.append("task resumed")
 
-    loop.run_until_complete(main())
+        async def main():
+            call = twin.hop.Call(lambda: None, loop)
+            task = loop.create_task(waiter(call))
+            await asyncio.sleep(0)  # the task now awaits the call's future
+            inbox = twin.hop.inbox_for(loop)
+            join(start(lambda: (inbox.deliver(Marker()), call())))  # one batch
+            await asyncio.wait_for(task, WAIT)
+            await asyncio.sleep(0)
+
+        loop.run_until_complete(main())
+        assert order == ["task resumed", "callback scheduled first"]
+
+
+def test_prompt_future_cancel_and_callbacks_behave_as_a_future(twin):
+    with own_loop() as loop:
+        async def main():
+            call = twin.hop.Call(lambda: None, loop)
+            seen = []
+            call.future.add_done_callback(lambda f: seen.append("first"))
+            call.future.add_done_callback(lambda f: seen.append("second"))
+            removed = call.future.remove_done_callback(print)
+            assert removed == 0
+            assert call.future.cancel() is True
+            assert call.future.cancelled()
+            await asyncio.sleep(0)
+            assert sorted(seen) == ["first", "second"]  # soon, not at once
+            assert call.cancel() is True
+
+            other = twin.hop.Call(lambda: 5, loop)
+            hook = lambda f: seen.append("never")
+            other.future.add_done_callback(hook)
+            assert other.future.remove_done_callback(hook) == 1
+            join(start(other))
+            assert await asyncio.wait_for(other.future, WAIT) == 5
+            assert "never" not in seen
+
+            task = loop.create_task(asyncio.wait_for(twin.hop.Call(lambda: 1, loop).future, 0.01))
+            with pytest.raises(asyncio.TimeoutError):
+                await task
+
+        loop.run_until_complete(main())
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
-def test_inboxes_are_forgotten_in_a_forked_child(twin, loop):
+@pytest.mark.thread_unsafe(reason="forks")
+def test_inboxes_are_forgotten_in_a_forked_child(twin):
+    with own_loop() as loop:
+        _forked_child_forgets_inboxes(twin, loop)
+
+
+def _forked_child_forgets_inboxes(twin, loop):
     inbox = twin.hop.inbox_for(loop)
     pid = os.fork()
     if pid == 0:  # the child: exit at once, whatever happens
