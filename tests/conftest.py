@@ -13,6 +13,8 @@ def _flag(name: str) -> bool:
 
 
 def pytest_configure(config):
+    # pytest-run-parallel's marker, declared for runs without the plugin.
+    config.addinivalue_line("markers", "thread_unsafe(reason=None): not run in parallel threads by pytest-run-parallel")
     # A run meant for the compiled twin (tests/__main__.py sets this) stops
     # before any test if the asgiref_fast it imports runs the pure one.
     if _flag("ASGIREF_FAST_REQUIRE_COMPILED") and not asgiref_fast.COMPILED:
@@ -58,11 +60,6 @@ def pytest_addoption(parser):
 def stress(request):
     """True under --stress: tests pick their long size."""
     return request.config.getoption("--stress")
-
-
-def pytest_configure(config):
-    # pytest-run-parallel's marker, declared for runs without the plugin.
-    config.addinivalue_line("markers", "thread_unsafe(reason=None): not run in parallel threads by pytest-run-parallel")
 
 
 def pytest_collection_modifyitems(config, items):
