@@ -110,9 +110,13 @@ def find_inbox(loop: asyncio.AbstractEventLoop) -> "Inbox | None":
 
 def _close_inboxes_of_closed_loops() -> None:
     # A closed loop stays alive as long as anyone holds it; its bell need not.
-    for loop, inbox in list(_inboxes.items()):
-        if loop.is_closed():
-            del _inboxes[loop]
+    # Over a copy of the dict beneath (a copy is atomic, on free-threaded
+    # builds too): a weak key's callback may drop an entry from any thread
+    # meanwhile, which iterating the WeakKeyDictionary itself does not survive.
+    for ref, inbox in _inboxes.data.copy().items():
+        loop = ref()
+        if loop is not None and loop.is_closed():
+            _inboxes.pop(loop, None)
             inbox.close()
 
 
