@@ -21,14 +21,15 @@ import types
 import warnings
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
+
 # InvalidStateError, Dict, List, Optional: unused, but asgiref's module
 # has these names, and code may reach them here.
 from concurrent.futures import Executor, Future, InvalidStateError, ThreadPoolExecutor  # noqa: F401
 from concurrent.futures import wait as _wait_for
 from typing import TYPE_CHECKING, Any, Dict, Generic, List, Optional, ParamSpec, TypeVar, overload  # noqa: F401
 
-from ._impl import Call, ContextCarrier, bind_router, find_inbox, peek, restore_context, route, send
 from . import _loops
+from ._impl import Call, ContextCarrier, bind_router, find_inbox, peek, restore_context, route, send
 from ._lanes import LaneExecutor, lend_once
 from .current_thread_executor import CurrentThreadExecutor
 from .local import Local

@@ -263,12 +263,19 @@ cpdef Inbox find_inbox(loop):
 
 cdef _close_inboxes_of_closed_loops():
     # A closed loop stays alive as long as anyone holds it; its bell need not.
-    # Over a copy of the dict beneath (a copy is atomic, on free-threaded
-    # builds too): a weak key's callback may drop an entry from any thread
-    # meanwhile, which iterating the WeakKeyDictionary itself does not survive.
-    for ref, inbox in _inboxes.data.copy().items():
-        loop = ref()
-        if loop is not None and loop.is_closed():
+    # A weak key's callback may drop an entry from any thread while the
+    # copy is made (seen on free-threaded 3.13): a copy that fails so is
+    # made again, as asyncio.all_tasks does.
+    for _ in range(100):
+        try:
+            entries = list(_inboxes.items())
+            break
+        except RuntimeError:  # the dict changed size during the copy
+            continue
+    else:
+        return  # left for the next new inbox to try
+    for loop, inbox in entries:
+        if loop.is_closed():
             _inboxes.pop(loop, None)
             inbox.close()
 

@@ -24,7 +24,6 @@ cimport cython
 from cpython.object cimport (
     PyObject,
     PyObject_GenericGetAttr,
-    PyTypeObject,
     Py_EQ,
     Py_TYPE,
     newfunc,

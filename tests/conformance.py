@@ -15,6 +15,7 @@ import asgiref_fast
 asgiref_fast.install()
 
 import asgiref.sync  # noqa: E402
+
 import asgiref_fast.sync  # noqa: E402
 
 assert asgiref.sync is asgiref_fast.sync, "install() did not take effect"

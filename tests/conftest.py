@@ -67,4 +67,5 @@ def pytest_collection_modifyitems(config, items):
     # a coroutine test (pytest-asyncio's) is then never awaited. Those run once.
     for item in items:
         if item.get_closest_marker("asyncio") is not None and item.get_closest_marker("thread_unsafe") is None:
-            item.add_marker(pytest.mark.thread_unsafe(reason="a coroutine test: pytest-run-parallel cannot run it in threads"))
+            item.add_marker(pytest.mark.thread_unsafe(
+                reason="a coroutine test: pytest-run-parallel cannot run it in threads"))

@@ -6,11 +6,12 @@ import asyncio
 import random
 import threading
 
-import _reliability
 import pytest
-from _reliability import lane_threads, pool_lanes_settle
 
 from asgiref_fast.sync import ThreadSensitiveContext, async_to_sync, sync_to_async
+
+import _reliability
+from _reliability import lane_threads, pool_lanes_settle
 
 current = threading.current_thread
 GATE_SECONDS = 10  # a gate that is never opened fails the test, not hangs it

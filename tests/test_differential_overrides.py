@@ -459,7 +459,8 @@ def test_an_executor_given_to_sync_to_async_gets_what_run_in_executor_would_give
             out = []
             with WatchedExecutor(max_workers=1) as pool:
                 for value in (1, "fail"):
-                    out.append(await outcome(sync_to_async(user_function, thread_sensitive=False, executor=pool)(value)))
+                    call = sync_to_async(user_function, thread_sensitive=False, executor=pool)
+                    out.append(await outcome(call(value)))
             return out
 
         record("results", asyncio.run(main()))

@@ -14,7 +14,6 @@ scenario that hangs is ``{"hang": True}``.
 
 import pytest
 
-from _reliability import FREE_THREADED
 from differential import compare, upstream_available
 
 pytestmark = [

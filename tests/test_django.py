@@ -86,7 +86,9 @@ def test_django_and_channels_use_asgiref_fast(db):
         import sys
         import asgiref_fast, channels.consumer, channels.db, django.core.handlers.asgi
         report(
-            handler_context=django.core.handlers.asgi.ThreadSensitiveContext is asgiref_fast.sync.ThreadSensitiveContext,
+            handler_context=(
+                django.core.handlers.asgi.ThreadSensitiveContext is asgiref_fast.sync.ThreadSensitiveContext
+            ),
             channels_async_to_sync=channels.consumer.async_to_sync is asgiref_fast.sync.async_to_sync,
             channels_db_base=issubclass(channels.db.DatabaseSyncToAsync, asgiref_fast.sync.SyncToAsync),
             loaders=sorted({type(m.__spec__.loader).__name__ for n, m in sys.modules.items()

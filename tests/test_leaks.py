@@ -16,11 +16,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from _reliability import Garbage, eventually, rss_bytes
 
 from asgiref_fast.local import Local
 from asgiref_fast.sync import SyncToAsync, ThreadSensitiveContext, async_to_sync, sync_to_async
 from asgiref_fast.wsgi import WsgiToAsgi
+
+from _reliability import Garbage, eventually, rss_bytes
 
 SHARED = Local()
 CRITICAL = Local(thread_critical=True)

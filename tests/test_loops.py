@@ -86,8 +86,8 @@ def test_a_loop_with_registered_descriptors_is_replaced():
             return id(asyncio.get_running_loop()), left.fileno() in asyncio.get_running_loop()._selector.get_map()
 
         with AsyncSingleThreadContext():
-            first = async_to_sync(register)()
-            second, registered = async_to_sync(loop_id)()
+            async_to_sync(register)()
+            _, registered = async_to_sync(loop_id)()
         assert not registered  # a new loop, watching only its own descriptors
     finally:
         left.close()

@@ -99,8 +99,9 @@ def test_threads_importing_asgiref_at_once_all_get_asgiref_fast():
         print(sorted(names))
     """
     proc = python("-c", code, ASGIREF_FAST="1")
-    assert proc.stdout == str(sorted(["asgiref_fast.sync", "json", "asgiref_fast.local", "asyncio",
-                                      "asgiref_fast.sync", "asgiref", "decimal", "asgiref_fast.wsgi"])) + "\n", proc.stderr
+    expected = sorted(["asgiref_fast.sync", "json", "asgiref_fast.local", "asyncio",
+                       "asgiref_fast.sync", "asgiref", "decimal", "asgiref_fast.wsgi"])
+    assert proc.stdout == f"{expected}\n", proc.stderr
 
 
 def _startup(flag: "str | None") -> "tuple[set[str], int]":
@@ -279,7 +280,8 @@ def test_an_older_upstream_is_shown_beside_ours(tmp_path):
     site_dir = fake_upstream(tmp_path, "3.8.1")
     proc = python("-c", "import asgiref_fast, json; asgiref_fast.install(); import asgiref; "
                         "from asgiref_fast._doctor import facts; found = facts(); "
-                        "print(asgiref.__version__, found['upstream_asgiref_version']); print(found['upstream_asgiref'])",
+                        "print(asgiref.__version__, found['upstream_asgiref_version']); "
+                        "print(found['upstream_asgiref'])",
                   PYTHONPATH=site_dir)
     assert proc.stderr == ""  # older: nothing we provide is missing
     assert proc.stdout == (f"{asgiref_fast.ASGIREF_VERSION} 3.8.1\n3.8.1, installed at {tmp_path / 'asgiref'} "

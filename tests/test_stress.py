@@ -10,12 +10,13 @@ import threading
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
-import _reliability
 import pytest
-from _reliability import eventually, lane_threads, pool_lanes_settle
 
 from asgiref_fast import _lanes
 from asgiref_fast.sync import SyncToAsync, ThreadSensitiveContext, async_to_sync, sync_to_async
+
+import _reliability
+from _reliability import eventually, lane_threads, pool_lanes_settle
 
 current = threading.current_thread
 

@@ -17,7 +17,6 @@ import pytest
 
 from asgiref_fast.sync import (
     AsyncSingleThreadContext,
-    AsyncToSync,
     SyncToAsync,
     ThreadSensitiveContext,
     async_to_sync,

@@ -5,7 +5,7 @@ from tempfile import SpooledTemporaryFile
 
 import pytest
 
-from asgiref_fast.sync import AsyncToSync, SyncToAsync, ThreadSensitiveContext, async_to_sync
+from asgiref_fast.sync import SyncToAsync, ThreadSensitiveContext, async_to_sync
 from asgiref_fast.testing import ApplicationCommunicator
 from asgiref_fast.wsgi import WsgiToAsgi, WsgiToAsgiInstance
 

@@ -10,13 +10,14 @@ import tracemalloc
 import weakref
 
 import pytest
-from _reliability import Garbage, eventually, open_fds, rss_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asgiref_fast import wsgi
 from asgiref_fast.sync import sync_to_async
 from asgiref_fast.wsgi import WsgiToAsgi, WsgiToAsgiInstance
+
+from _reliability import Garbage, eventually, open_fds, rss_bytes
 
 TEXT = [(b"content-type", b"text/plain")]
 END = {"type": "http.response.body"}

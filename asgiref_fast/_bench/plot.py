@@ -17,7 +17,7 @@ def plot(results: list, path: str, subtitle: str) -> None:
         values = [r["speedup"].get(twin, 0) for r in results]
         bars = ax.barh(ys, values, height, label=f"asgiref_fast, {twin} twin")
         ax.bar_label(bars, labels=[f"{v:.2f}x" if v else "" for v in values], padding=3, fontsize=8)
-    ax.axvline(1.0, color="black", linewidth=1, linestyle="--", label=f"asgiref (1x)")
+    ax.axvline(1.0, color="black", linewidth=1, linestyle="--", label="asgiref (1x)")
     ax.set_yticks([k + height * (len(twins) - 1) / 2 for k in range(len(results))], titles, fontsize=9)
     ax.invert_yaxis()
     ax.set_xscale("log")

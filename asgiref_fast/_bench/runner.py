@@ -35,7 +35,9 @@ def _progress(text: str) -> None:
     sys.stderr.flush()
 
 
-def measure(case, impls: dict, rounds: int, min_seconds: float, extra: "dict | None" = None) -> "dict[str, list[float]]":
+def measure(
+    case, impls: dict, rounds: int, min_seconds: float, extra: "dict | None" = None
+) -> "dict[str, list[float]]":
     """Per-operation times of *case* for each implementation, in seconds;
     the *extra* cases (by name) are measured in the same rotation."""
     cases = {name: case for name in impls}
@@ -157,7 +159,8 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--server-duration", type=_positive, metavar="SECONDS",
                        help="measured seconds per server and round (default 8; --quick: 4)")
     group.add_argument("--connections", type=_positive, help="open connections of the load generator (default 32)")
-    group.add_argument("--workers", type=_positive, help=f"server worker processes (default: the CPUs, {os.cpu_count()})")
+    group.add_argument("--workers", type=_positive,
+                       help=f"server worker processes (default: the CPUs, {os.cpu_count()})")
     group.add_argument("--client", choices=["wrk", "python"],
                        help="load generator (default: wrk if installed, else Python clients)")
     return parser
