@@ -3,9 +3,9 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from asgiref_fast._doorbell import Bell
-
 from typing_extensions import disjoint_base
+
+from asgiref_fast._doorbell import Bell
 
 @disjoint_base
 class Inbox:
