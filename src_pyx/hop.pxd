@@ -21,7 +21,6 @@ cdef class Inbox:
     cdef object __weakref__
 
     cpdef deliver(self, object call)
-    cdef void _free_bell(self)
 
 
 cdef class Call:

@@ -53,6 +53,7 @@ cdef extern from *:
     #if defined(_WIN32)
     static int asgiref_fast_ring(int fd) { (void)fd; return -1; }
     static int asgiref_fast_answer(int fd) { (void)fd; return -1; }
+    static int asgiref_fast_close_fd(int fd) { (void)fd; return -1; }
     #else
     #include <stdint.h>
     #include <unistd.h>
@@ -67,10 +68,12 @@ cdef extern from *:
         char rings[4096];
         return (int)read(fd, rings, sizeof rings);
     }
+    static int asgiref_fast_close_fd(int fd) { return close(fd); }
     #endif
     """
     int _ring "asgiref_fast_ring" (int fd) nogil
     int _answer "asgiref_fast_answer" (int fd) nogil
+    int _close_fd "asgiref_fast_close_fd" (int fd) nogil
 
 
 cdef class Inbox:
@@ -158,14 +161,9 @@ cdef class Inbox:
 
     def _close_unlocked(self):
         # Alone with the inbox: in a forked child, whose lock may be held by
-        # a thread that is gone, or as it is freed.
+        # a thread that is gone.
         self._closed = True
         self._bell_fd = self._bell_answer_fd = -1
-        self._free_bell()
-
-    cdef void _free_bell(self):
-        # Nobody rings it any more (_bell_fd is -1), and the loop is closed.
-        # Only where nobody else can reach the inbox (see _close_unlocked).
         bell, self._bell = self._bell, None
         if bell is not None:
             try:
@@ -174,8 +172,23 @@ cdef class Inbox:
                 pass
 
     def __dealloc__(self):
-        if self._bell is not None:
-            self._free_bell()
+        # No Python code here: a pending signal's handler (Ctrl-C, SIGTERM)
+        # runs at the start of any, and an exception out of __dealloc__ is
+        # printed by PyErr_PrintEx, which ends the process on a SystemExit,
+        # wherever the collection that freed us happened to run.
+        bell = self._bell
+        if bell is None:
+            return
+        self._bell = None
+        # Set from the bell and unchanged since (close() takes the bell).
+        if self._bell_answer_fd >= 0:
+            _close_fd(self._bell_answer_fd)
+        if self._bell_fd >= 0 and self._bell_fd != self._bell_answer_fd:
+            _close_fd(self._bell_fd)
+        self._bell_fd = self._bell_answer_fd = -1
+        # Slot stores, no code runs: the bell must not close the numbers
+        # again, should anyone still hold it.
+        bell.read_fd = bell.write_fd = -1
 
 
 cdef class _SpinningSelect:

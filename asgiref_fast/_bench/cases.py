@@ -130,7 +130,8 @@ def _cte_roundtrip(api):
                 executor.submit(_nothing).result()
             done.set_result(None)
 
-        thread = threading.Thread(target=producer)
+        # A daemon: should the run be cut short, it waits on a result forever.
+        thread = threading.Thread(target=producer, daemon=True)
         thread.start()
         executor.run_until_future(done)
         thread.join()
@@ -295,9 +296,12 @@ def _lock_pingpong():
             back.acquire()
 
     def close():
+        # May follow a batch cut short (Ctrl-C, SIGTERM) between its two
+        # steps: wake the thread only if it waits, then it sees *stop*.
         stop.append(True)
-        there.release()
-        thread.join()
+        if there.locked():
+            there.release()
+        thread.join(10)
 
     return batch, close
 
@@ -349,8 +353,9 @@ def _loop_roundtrip(threads: int):
     def close():
         for other in others:
             other.pending.append(None)
-            other.wake.release()
-            other.thread.join()
+            if other.wake.locked():  # else a cut-short batch already woke it
+                other.wake.release()
+            other.thread.join(10)
         loop.remove_reader(read_fd)
         loop.close()
         os.close(read_fd)

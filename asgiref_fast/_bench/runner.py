@@ -65,8 +65,15 @@ def measure(
                     runs += 1
                 samples[name].append(elapsed / (runs * cases[name].ops))
     finally:
+        # Every one is closed, even when the run was cut short or one fails.
+        problems = []
         for _, close in prepared.values():
-            close()
+            try:
+                close()
+            except Exception as exc:
+                problems.append(exc)
+        if problems and sys.exc_info()[0] is None:
+            raise problems[0]
     return samples
 
 
