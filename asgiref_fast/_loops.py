@@ -145,23 +145,27 @@ def _close_at_exit() -> None:
     # each loop's __del__ fails ("Exception ignored ... Invalid file
     # descriptor: -1"). Close them before that, as asyncio.run would have;
     # a loop running a call still (a daemon thread's) is left to its lane.
-    for loop in list(_warm):
+    for loop in _copy_of_warm():
         if not loop.is_closed() and not loop.is_running():
             loop.close()
+
+
+def _copy_of_warm() -> "list[asyncio.AbstractEventLoop]":
+    # Lanes may add loops meanwhile; a copy made while one does is retried,
+    # as asyncio.all_tasks does.
+    for _ in range(100):
+        try:
+            return list(_warm)
+        except RuntimeError:  # the set changed size during the copy
+            continue
+    return []
 
 
 atexit.register(_close_at_exit)
 
 
 def _before_fork() -> None:
-    # Lanes may add loops meanwhile; a copy made while one does is retried,
-    # as asyncio.all_tasks does.
-    for _ in range(100):
-        try:
-            _forking[:] = list(_warm)
-            return
-        except RuntimeError:  # the set changed size during the copy
-            continue
+    _forking[:] = _copy_of_warm()
 
 
 def _after_fork_in_parent() -> None:
