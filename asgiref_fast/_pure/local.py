@@ -68,19 +68,6 @@ def _delete(local: object, var: "contextvars.ContextVar[_Storage]", key: str) ->
     var.set(_Storage(get_ident(), data))
 
 
-def peek(local: "Local", key: str, default: Any = None) -> Any:
-    """``getattr(local, key, default)``, without raising AttributeError inside:
-    for asgiref_fast's own hot lookups."""
-    if type(local) is _ThreadCriticalLocal:
-        if _running_loop() is None:
-            return getattr(local._storage, key, default)
-        var = local._task_var()
-    else:
-        var = local._data
-    data = _visible_data(var)
-    return default if data is None else data.get(key, default)
-
-
 class Local:
     """Attribute storage local to the current task in async code, and to the
     current thread (and the async code it calls through async_to_sync) in
@@ -175,3 +162,16 @@ class _ThreadCriticalLocal(Local):
             delattr(self._storage, key)
         else:
             _delete(self, self._task_var(), key)
+
+
+def peek(local: "Local", key: str, default: Any = None) -> Any:
+    """``getattr(local, key, default)``, without raising AttributeError inside:
+    for asgiref_fast's own hot lookups."""
+    if type(local) is _ThreadCriticalLocal:
+        if _running_loop() is None:
+            return getattr(local._storage, key, default)
+        var = local._task_var()
+    else:
+        var = local._data
+    data = _visible_data(var)
+    return default if data is None else data.get(key, default)
