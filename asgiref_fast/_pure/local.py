@@ -20,6 +20,8 @@ class _Storage:
     """
 
     __slots__ = ("thread_id", "data")
+    thread_id: int
+    data: "dict[str, Any]"
 
     def __init__(self, thread_id: int, data: "dict[str, Any]") -> None:
         self.thread_id = thread_id
@@ -132,7 +134,7 @@ class _ThreadCriticalLocal(Local):
     _storage: threading.local
     _task_vars: threading.local
 
-    def __init__(self, thread_critical: bool = True) -> None:
+    def __init__(self, thread_critical: bool = False) -> None:  # Local's signature (the stub's)
         object.__setattr__(self, "_storage", threading.local())
         object.__setattr__(self, "_task_vars", threading.local())
 
