@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 import asgiref_fast
-from asgiref_fast import _env, _impl
+from asgiref_fast import _env
 
 MODULES = ("context", "hop", "local", "workqueue")
 WAIT = 10.0  # seconds; every wait in this file has a bound
@@ -58,15 +58,6 @@ def twin(request):
 def both():
     """Both twins, for tests that compare them side by side."""
     return PURE, _compiled()
-
-
-def test_compiled_twins_built():
-    if not REQUIRED:
-        pytest.skip("only where the build is required (ASGIREF_FAST_REQUIRE_COMPILED=1)")
-    for module in MODULES:
-        importlib.import_module(f"asgiref_fast._cy.{module}")  # raises if not built
-    assert asgiref_fast.COMPILED, f"compiled twins unavailable: {_impl.IMPORT_ERROR}"
-    assert _impl.Local.__module__ == "asgiref_fast._cy.local"
 
 
 def test_one_owner_for_both_twins():
