@@ -54,7 +54,24 @@ def _environ_key(header_name: str) -> str:
     return "HTTP_" + header_name.upper().replace("-", "_")
 
 
-class WsgiToAsgi:
+class _WsgiSettings:
+    # What WsgiToAsgi is given, and hands on to each WsgiToAsgiInstance:
+    # one __init__, one signature (asgiref's two arguments, then our limits).
+    def __init__(
+        self,
+        wsgi_application: Callable[..., Any],
+        duplicate_header_limit: int | None = 100,
+        *,
+        header_count_limit: int | None = HEADER_COUNT_LIMIT,
+        header_bytes_limit: int | None = HEADER_BYTES_LIMIT,
+    ) -> None:
+        self.wsgi_application = wsgi_application
+        self.duplicate_header_limit = duplicate_header_limit
+        self.header_count_limit = header_count_limit
+        self.header_bytes_limit = header_bytes_limit
+
+
+class WsgiToAsgi(_WsgiSettings):
     """An ASGI 3 application that runs ``wsgi_application`` for each HTTP request.
 
     Requests are checked before the application sees them:
@@ -70,19 +87,6 @@ class WsgiToAsgi:
     large it is.
     """
 
-    def __init__(
-        self,
-        wsgi_application: Callable[..., Any],
-        duplicate_header_limit: int | None = 100,
-        *,
-        header_count_limit: int | None = HEADER_COUNT_LIMIT,
-        header_bytes_limit: int | None = HEADER_BYTES_LIMIT,
-    ) -> None:
-        self.wsgi_application = wsgi_application
-        self.duplicate_header_limit = duplicate_header_limit
-        self.header_count_limit = header_count_limit
-        self.header_bytes_limit = header_bytes_limit
-
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         instance = WsgiToAsgiInstance(
             self.wsgi_application,
@@ -93,25 +97,14 @@ class WsgiToAsgi:
         await instance(scope, receive, send)
 
 
-class WsgiToAsgiInstance:
+class WsgiToAsgiInstance(_WsgiSettings):
     """Handles one request: reads the whole body, then runs the WSGI app in a thread."""
 
-    def __init__(
-        self,
-        wsgi_application: Callable[..., Any],
-        duplicate_header_limit: int | None = 100,
-        *,
-        header_count_limit: int | None = HEADER_COUNT_LIMIT,
-        header_bytes_limit: int | None = HEADER_BYTES_LIMIT,
-    ) -> None:
-        self.wsgi_application = wsgi_application
-        self.duplicate_header_limit = duplicate_header_limit
-        self.header_count_limit = header_count_limit
-        self.header_bytes_limit = header_bytes_limit
-        self.response_started = False
-        self.response_content_length: int | None = None
-        # Set later: scope and sync_send in __call__, response_start by
-        # start_response (whose presence marks "start_response was called").
+    # Until start_response says otherwise. Set later: scope and sync_send in
+    # __call__, response_start by start_response (whose presence marks
+    # "start_response was called").
+    response_started = False
+    response_content_length: int | None = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":

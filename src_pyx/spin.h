@@ -27,16 +27,43 @@
 #ifndef ASGIREF_FAST_SPIN_H
 #define ASGIREF_FAST_SPIN_H
 
-#if (defined(__GNUC__) || defined(__clang__)) && defined(__linux__)
+/* The fields' atomic operations: the compiler's. */
+#if defined(_MSC_VER)
+/* Interlocked intrinsics, as hop.pyx's ticket claim: each atomic and a full
+   barrier. They take `long` (32 bits on Windows, as the fields are), and a
+   64-bit integer for asf_store_ll (x64 and ARM64; the Windows wheels are
+   AMD64). Never compiled on this project's Linux CI, hence one intrinsic
+   per operation. An OR with 0 reads without changing. */
+#include <intrin.h>
+#define asf_load(p) _InterlockedOr((volatile long *)(p), 0)
+#define asf_store(p, v) ((void)_InterlockedExchange((volatile long *)(p), (v)))
+#define asf_store_ll(p, v) ((void)_InterlockedExchange64((volatile __int64 *)(p), (v)))
+static inline long asf_add_interlocked(volatile long *p, long v) {
+    return _InterlockedExchangeAdd(p, v) + v;  /* the new value, as __atomic_add_fetch */
+}
+#define asf_add(p, v) asf_add_interlocked((volatile long *)(p), (v))
+#elif defined(__GNUC__) || defined(__clang__)
+#define asf_load(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define asf_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define asf_store_ll(p, v) asf_store((p), (v))
+#define asf_add(p, v) __atomic_add_fetch((p), (v), __ATOMIC_ACQ_REL)
+#define asf_cas(p, expected, v) \
+    __atomic_compare_exchange_n((p), (expected), (v), 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
+#else
+/* No atomics known here, so never spin (below): the counters then only feed
+   decisions to spin, all of them "no", and plain (racy) updates are
+   harmless, GIL or none. */
+#define asf_load(p) (*(p))
+#define asf_store(p, v) (*(p) = (v))
+#define asf_store_ll(p, v) asf_store((p), (v))
+#define asf_add(p, v) (*(p) += (v))
+#endif
+
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(_MSC_VER) && defined(__linux__)
 #include <fcntl.h>
 #include <time.h>
 #include <unistd.h>
 #define ASGIREF_FAST_CAN_SPIN 1
-#define asf_load(p) __atomic_load_n((p), __ATOMIC_ACQUIRE)
-#define asf_store(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
-#define asf_add(p, v) __atomic_add_fetch((p), (v), __ATOMIC_ACQ_REL)
-#define asf_cas(p, expected, v) \
-    __atomic_compare_exchange_n((p), (expected), (v), 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)
 #if defined(__x86_64__) || defined(__i386__)
 #define asf_pause() __builtin_ia32_pause()
 #elif defined(__aarch64__)
@@ -50,13 +77,8 @@ static inline long long asf_now_ns(void) {
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 #else
-/* No atomics we rely on (MSVC), or no machine-wide count of runnable threads
-   (not Linux): never spin. The counters then only feed decisions to spin,
-   all of them "no", so plain (racy) updates are harmless, GIL or none. */
+/* No machine-wide count of runnable threads (not Linux): never spin. */
 #define ASGIREF_FAST_CAN_SPIN 0
-#define asf_load(p) (*(p))
-#define asf_store(p, v) (*(p) = (v))
-#define asf_add(p, v) (*(p) += (v))
 #define asf_pause() ((void)0)
 static inline long long asf_now_ns(void) { return 0; }
 #endif

@@ -30,7 +30,7 @@ cdef extern from "spin.h":
     long long asf_now_ns() nogil
     long asf_load(long* p) nogil
     void asf_store(long* p, long v) nogil
-    void asf_store_ll "asf_store" (long long* p, long long v) nogil
+    void asf_store_ll(long long* p, long long v) nogil
     long asf_add(long* p, long v) nogil
     long asf_open_probe() nogil
     long asf_read_runnable(long fd) nogil

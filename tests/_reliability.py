@@ -25,6 +25,17 @@ async def eventually(predicate, seconds=10.0):
     return True
 
 
+def wait_until(predicate, seconds=10.0):
+    """Poll *predicate* from sync code until it holds; False once *seconds*
+    have passed (``eventually`` is for async code)."""
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def lane_threads():
     return {t for t in threading.enumerate() if t.name.startswith(LANE_PREFIX)}
 
@@ -135,12 +146,7 @@ def retire_idle_lanes(pool, seconds=10.0):
     idents = {lane.ident for lane in lanes}
     for lane in lanes:
         lane.queue.close()
-    deadline = time.monotonic() + seconds
-    while any(t.ident in idents for t in threading.enumerate()):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
+    return wait_until(lambda: not any(t.ident in idents for t in threading.enumerate()), seconds)
 
 
 async def pool_lanes_settle(pool, before, seconds=15.0):

@@ -1,5 +1,6 @@
 """Which twin runs, and that a run meant for the compiled twin really has it."""
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -42,7 +43,10 @@ def test_env_var_selects_the_pure_twin():
 
 @pytest.mark.skipif(not REQUIRED, reason="only where the build is required")
 def test_compiled_twins_built():
+    for module in ("context", "hop", "local", "workqueue"):
+        importlib.import_module(f"asgiref_fast._cy.{module}")  # raises if not built
     assert asgiref_fast.COMPILED, f"compiled twins unavailable: {_impl.IMPORT_ERROR}"
+    assert _impl.Local.__module__ == "asgiref_fast._cy.local"
 
 
 # -- a run that requires the compiled twin -------------------------------------

@@ -9,6 +9,8 @@ import pytest
 from asgiref_fast import _lanes
 from asgiref_fast._lanes import LaneExecutor
 
+from _reliability import lane_threads, wait_until
+
 
 def install_pool(monkeypatch, idle_seconds):
     pool = _lanes._LanePool(max_idle=2, idle_seconds=idle_seconds)
@@ -30,19 +32,6 @@ def pool(monkeypatch):
 def short_lived_pool(monkeypatch):
     # Lanes retire once idle in the pool for 0.2 s.
     return install_pool(monkeypatch, idle_seconds=0.2)
-
-
-def wait_until(predicate, seconds=10.0):
-    deadline = time.monotonic() + seconds
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
-def lane_threads():
-    return {t for t in threading.enumerate() if t.name.startswith("asgiref_fast-lane")}
 
 
 def test_runs_in_order_on_one_thread(pool):

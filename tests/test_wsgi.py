@@ -562,6 +562,27 @@ def test_wsgi_app_runs_in_the_calling_thread_under_async_to_sync():
     assert app.thread == threading.get_ident()
 
 
+def test_both_adapters_take_asgirefs_arguments_then_the_limits():
+    import inspect
+
+    from asgiref import wsgi as upstream
+
+    from asgiref_fast.wsgi import HEADER_BYTES_LIMIT, HEADER_COUNT_LIMIT
+
+    for ours, theirs in ((WsgiToAsgi, upstream.WsgiToAsgi), (WsgiToAsgiInstance, upstream.WsgiToAsgiInstance)):
+        params = list(inspect.signature(ours).parameters.values())
+        described = [(p.name, p.kind, p.default) for p in params]
+        expected = [(p.name, p.kind, p.default) for p in inspect.signature(theirs).parameters.values()]
+        assert described[:2] == expected
+        assert described[2:] == [
+            ("header_count_limit", inspect.Parameter.KEYWORD_ONLY, HEADER_COUNT_LIMIT),
+            ("header_bytes_limit", inspect.Parameter.KEYWORD_ONLY, HEADER_BYTES_LIMIT),
+        ]
+        adapter = ours("app", 3, header_count_limit=4, header_bytes_limit=5)
+        assert (adapter.wsgi_application, adapter.duplicate_header_limit,
+                adapter.header_count_limit, adapter.header_bytes_limit) == ("app", 3, 4, 5)
+
+
 @pytest.mark.asyncio
 async def test_instance_state():
     instance = WsgiToAsgiInstance(Recorder(), duplicate_header_limit=7)

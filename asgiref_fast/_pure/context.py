@@ -53,6 +53,7 @@ class ContextCarrier:
     """
 
     __slots__ = ("context",)
+    context: contextvars.Context
 
     def __init__(self, context: contextvars.Context) -> None:
         self.context = context

@@ -151,6 +151,8 @@ class Call:
     """
 
     __slots__ = ("_fn", "_inbox", "future", "settled", "_ok", "_value", "_ticket")
+    future: "asyncio.Future[Any]"
+    settled: bool
 
     def __init__(self, fn: Callable[[], Any], loop: asyncio.AbstractEventLoop) -> None:
         self._fn: "Callable[[], Any] | None" = fn

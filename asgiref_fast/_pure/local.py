@@ -20,6 +20,8 @@ class _Storage:
     """
 
     __slots__ = ("thread_id", "data")
+    thread_id: int
+    data: "dict[str, Any]"
 
     def __init__(self, thread_id: int, data: "dict[str, Any]") -> None:
         self.thread_id = thread_id
@@ -66,19 +68,6 @@ def _delete(local: object, var: "contextvars.ContextVar[_Storage]", key: str) ->
     data = data.copy()
     del data[key]
     var.set(_Storage(get_ident(), data))
-
-
-def peek(local: "Local", key: str, default: Any = None) -> Any:
-    """``getattr(local, key, default)``, without raising AttributeError inside:
-    for asgiref_fast's own hot lookups."""
-    if type(local) is _ThreadCriticalLocal:
-        if _running_loop() is None:
-            return getattr(local._storage, key, default)
-        var = local._task_var()
-    else:
-        var = local._data
-    data = _visible_data(var)
-    return default if data is None else data.get(key, default)
 
 
 class Local:
@@ -145,7 +134,7 @@ class _ThreadCriticalLocal(Local):
     _storage: threading.local
     _task_vars: threading.local
 
-    def __init__(self, thread_critical: bool = True) -> None:
+    def __init__(self, thread_critical: bool = False) -> None:  # Local's signature (the stub's)
         object.__setattr__(self, "_storage", threading.local())
         object.__setattr__(self, "_task_vars", threading.local())
 
@@ -175,3 +164,16 @@ class _ThreadCriticalLocal(Local):
             delattr(self._storage, key)
         else:
             _delete(self, self._task_var(), key)
+
+
+def peek(local: "Local", key: str, default: Any = None) -> Any:
+    """``getattr(local, key, default)``, without raising AttributeError inside:
+    for asgiref_fast's own hot lookups."""
+    if type(local) is _ThreadCriticalLocal:
+        if _running_loop() is None:
+            return getattr(local._storage, key, default)
+        var = local._task_var()
+    else:
+        var = local._data
+    data = _visible_data(var)
+    return default if data is None else data.get(key, default)
