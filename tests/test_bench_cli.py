@@ -17,6 +17,7 @@ def run(*args, env=None):
     )
 
 
+@pytest.mark.bench_end_to_end
 def test_report_json_and_plot(tmp_path):
     pytest.importorskip("asgiref.local")
     pytest.importorskip("matplotlib")
@@ -39,6 +40,7 @@ def test_report_json_and_plot(tmp_path):
     assert "Local getattr: compiled" in progress[0] or "Local getattr: pure" in progress[0]
 
 
+@pytest.mark.bench_end_to_end
 def test_the_report_opens_with_how_much_faster_django_is():
     pytest.importorskip("asgiref.local")
     pytest.importorskip("django")
@@ -105,6 +107,7 @@ def test_missing_upstream_is_explained(tmp_path):
     assert "pip install" in proc.stderr and "Traceback" not in proc.stderr
 
 
+@pytest.mark.bench_end_to_end
 def test_django_floors_add_up(tmp_path):
     # The request at concurrency 16 comes with the floors that bound it: the
     # request's work with no thread, Django's WSGI handler on 1 and 16
@@ -289,6 +292,7 @@ def test_uvicorn_connections_get_tcp_nodelay():
 
 
 @needs_proc
+@pytest.mark.bench_end_to_end
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("client", ["wrk", "python"])
 def test_server_comparison_end_to_end(tmp_path, client):
