@@ -32,45 +32,8 @@ from asgiref_fast._cy.workqueue cimport spin_state
 from spin cimport asf_add, asf_load, asf_now_ns, asf_spin, asf_spin_budget
 
 
-cdef extern from *:
-    """
-    /* Sets *ticket to 0 and returns what it held, in one atomic step: of the
-       threads racing for a ticket, exactly one sees 1, with or without a GIL. */
-    #if defined(_MSC_VER)
-    #include <intrin.h>
-    #define asgiref_fast_claim(ticket) _InterlockedExchange((volatile long *)(ticket), 0)
-    #else
-    #define asgiref_fast_claim(ticket) __atomic_exchange_n((ticket), 0L, __ATOMIC_ACQ_REL)
-    #endif
-    """
+cdef extern from "hop.h":
     long _claim "asgiref_fast_claim" (long* ticket) nogil
-
-
-cdef extern from *:
-    """
-    /* One ring of a doorbell (see asgiref_fast/_doorbell.py): 8 bytes, an
-       eventfd's increment. Windows loops get no bell, so never ring one. */
-    #if defined(_WIN32)
-    static int asgiref_fast_ring(int fd) { (void)fd; return -1; }
-    static int asgiref_fast_answer(int fd) { (void)fd; return -1; }
-    static int asgiref_fast_close_fd(int fd) { (void)fd; return -1; }
-    #else
-    #include <stdint.h>
-    #include <unistd.h>
-    static int asgiref_fast_ring(int fd) {
-        static const uint64_t one = 1;
-        /* A failure can only be a full pipe: the loop is waking anyway. */
-        return (int)write(fd, &one, sizeof one);
-    }
-    static int asgiref_fast_answer(int fd) {
-        /* An eventfd's read takes every ring at once; a pipe's, up to 512.
-           A failure can only be "nothing to read": an earlier answer took it. */
-        char rings[4096];
-        return (int)read(fd, rings, sizeof rings);
-    }
-    static int asgiref_fast_close_fd(int fd) { return close(fd); }
-    #endif
-    """
     int _ring "asgiref_fast_ring" (int fd) nogil
     int _answer "asgiref_fast_answer" (int fd) nogil
     int _close_fd "asgiref_fast_close_fd" (int fd) nogil

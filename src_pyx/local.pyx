@@ -307,16 +307,7 @@ cdef object _local_new(type cls, PyObject* args, PyObject* kwargs):
     return default
 
 
-cdef extern from *:
-    """
-    /* Make t(...) go through tp_new: a type's vectorcall (Cython sets one)
-       would bypass it. */
-    static void asgiref_fast_set_new(PyTypeObject *t, newfunc new_) {
-        t->tp_new = new_;
-        t->tp_vectorcall = NULL;
-        PyType_Modified(t);
-    }
-    """
+cdef extern from "local.h":
     void _set_new "asgiref_fast_set_new" (type t, newfunc new_)
 
 

@@ -2,6 +2,7 @@
 
 import importlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -192,3 +193,13 @@ def test_the_wheels_built_are_the_versions_declared():
     builds = set(project["tool"]["cibuildwheel"]["build"])
     assert {b for b in builds if not b.split("-")[0].endswith("t")} == declared
     assert f"cp3{sys.version_info[1]}-*" in declared  # the Python running these tests
+
+
+def test_the_c_lives_in_headers():
+    # C readers look for C in .c and .h files: the Cython sources declare it
+    # (cdef extern from "x.h"), none carries it in a verbatim string, and
+    # every header is declared by one of them.
+    cython = [path for path in sorted((ROOT / "src_pyx").iterdir()) if path.suffix in (".pyx", ".pxd", ".pxi")]
+    assert [path.name for path in cython if "cdef extern from *" in path.read_text()] == []
+    declared = {name for path in cython for name in re.findall(r'cdef extern from "(\w+\.h)"', path.read_text())}
+    assert {path.name for path in (ROOT / "src_pyx").glob("*.h")} <= declared
