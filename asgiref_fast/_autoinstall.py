@@ -57,16 +57,14 @@ class _OnFirstImport:
         # importing it waits, and then finds it imported.
         self.fired = True
         try:
-            from ._install import _StandIn, install
+            from ._install import install, stand_in
 
             install()
         except Exception as exc:  # upstream asgiref loads instead
             _fail(exc)
             return None
-        for finder in sys.meta_path:
-            if isinstance(finder, _StandIn):
-                return finder.find_spec(fullname, path, target)
-        return None
+        finder = stand_in()
+        return finder.find_spec(fullname, path, target) if finder is not None else None
 
 
 def _arm() -> None:

@@ -31,7 +31,7 @@ def _hook_file() -> "str | None":
 
 
 def _activity() -> "tuple[bool, str]":
-    installed = any(isinstance(f, _install._StandIn) for f in sys.meta_path)
+    installed = _install.stand_in() is not None
     hook = sys.modules.get("asgiref_fast._autoinstall")
     by_hook = bool(hook and hook.ON and hook.ERROR is None)
     if installed or by_hook:

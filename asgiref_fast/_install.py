@@ -65,6 +65,12 @@ def _foreign_modules() -> "list[str]":
     return sorted(found)
 
 
+def stand_in() -> "_StandIn | None":
+    """The finder install() put first on sys.meta_path: asgiref_fast is in
+    effect in this process if there is one. The one place that asks."""
+    return next((finder for finder in sys.meta_path if isinstance(finder, _StandIn)), None)
+
+
 def install() -> None:
     """Make ``import asgiref`` and ``import asgiref.<module>`` give the
     asgiref_fast modules, so that every library uses them unchanged.
@@ -73,7 +79,7 @@ def install() -> None:
     Raises RuntimeError if asgiref modules were already imported: two copies
     running side by side would not see each other's threads and contexts.
     """
-    if any(isinstance(finder, _StandIn) for finder in sys.meta_path):
+    if stand_in() is not None:
         return
     foreign = _foreign_modules()
     if foreign:

@@ -14,7 +14,6 @@ joined or woken per context while idle lanes are available.
 import atexit
 import contextvars
 import itertools
-import os
 import sys
 import threading
 import time
@@ -22,7 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
-from . import _loops
+from . import _fork, _loops
 from ._env import number
 from ._impl import WorkQueue
 from .current_thread_executor import FutureWork
@@ -53,7 +52,7 @@ class LaneExecutor(Executor):
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
             lane = self._lane
-            if lane is None or lane.forks != _forks:  # new, or forked since
+            if lane is None or lane.forks != _fork.generation:  # new, or forked since
                 lane = self._lane = _pool.borrow(self._fresh)
             lane.queue.push(item, handoff)
 
@@ -68,7 +67,7 @@ class LaneExecutor(Executor):
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         lane = self._lane
-        if lane is not None and lane.forks != _forks:
+        if lane is not None and lane.forks != _fork.generation:
             return  # lent before a fork: that lane does not exist in this process
         with self._lock:
             first = not self._closed
@@ -147,7 +146,7 @@ class _Lane:
         self.ident: "int | None" = None
         self.pool = pool
         self.parked_at = 0.0  # when it last went back to the pool (monotonic)
-        self.forks = _forks  # the process it belongs to, as forks go
+        self.forks = _fork.generation  # the process it belongs to, as forks go
         self.thread = threading.Thread(
             target=self._serve, name=f"asgiref_fast-lane-{next(_names)}", daemon=True
         )
@@ -291,7 +290,6 @@ class _LanePool:
 
 
 _pool = _LanePool()
-_forks = 0  # how many times this process's ancestry has forked since import
 
 
 def pool() -> _LanePool:
@@ -300,13 +298,11 @@ def pool() -> _LanePool:
 
 def _reset_after_fork() -> None:
     # The child has only the thread that forked: no lane exists in it.
-    global _pool, _forks
+    global _pool
     _pool = _LanePool()
-    _forks += 1
 
 
-if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
-    os.register_at_fork(after_in_child=_reset_after_fork)
+_fork.on_fork("lanes", after_in_child=_reset_after_fork)
 
 
 # Lanes are daemon threads, which the interpreter stops wherever they are as

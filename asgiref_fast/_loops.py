@@ -35,6 +35,7 @@ from asyncio.selector_events import BaseSelectorEventLoop
 from collections.abc import Coroutine
 from typing import Any
 
+from ._fork import on_fork
 from ._impl import inbox_for
 
 _thread = threading.local()
@@ -295,7 +296,4 @@ def _scrub(loop: asyncio.AbstractEventLoop, as_new: "_AsNew | None") -> bool:
     return _holders(loop, as_new) == as_new.holders
 
 
-if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
-    os.register_at_fork(
-        before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child
-    )
+on_fork("loops", before=_before_fork, after_in_parent=_after_fork_in_parent, after_in_child=_after_fork_in_child)

@@ -14,7 +14,6 @@ import asyncio.coroutines
 import contextvars
 import functools
 import inspect
-import os
 import sys
 import threading
 import types
@@ -28,7 +27,7 @@ from concurrent.futures import Executor, Future, InvalidStateError, ThreadPoolEx
 from concurrent.futures import wait as _wait_for
 from typing import TYPE_CHECKING, Any, Dict, Generic, List, Optional, ParamSpec, TypeVar, overload  # noqa: F401
 
-from . import _loops
+from . import _fork, _loops
 from ._impl import Call, ContextCarrier, bind_router, find_inbox, peek, restore_context, route, send
 from ._lanes import LaneExecutor, lend_once
 from .current_thread_executor import CurrentThreadExecutor
@@ -244,7 +243,7 @@ class AsyncToSync(Generic[_P, _R]):
             # Inside sync_to_async: go back to its loop, unless we have been
             # forked away from it since.
             threadlocal = SyncToAsync.threadlocal
-            if getattr(threadlocal, "main_event_loop_pid", None) == _pid:
+            if getattr(threadlocal, "main_event_loop_pid", None) == _fork.pid:
                 main_loop = getattr(threadlocal, "main_event_loop", None)
         if _running_loop() is not None:
             raise RuntimeError(
@@ -545,7 +544,7 @@ class SyncToAsync(Generic[_P, _R]):
         except (KeyError, TypeError, AttributeError):
             direct = _takes_hops(loop)
         try:
-            executor = route(self, loop, _pid) if self._thread_sensitive else self._executor
+            executor = route(self, loop, _fork.pid) if self._thread_sensitive else self._executor
         except BaseException as exc:
             exc.__traceback__ = _without_plumbing(exc.__traceback__)
             raise
@@ -621,7 +620,7 @@ class SyncToAsync(Generic[_P, _R]):
         threadlocal = self.threadlocal
         saved = threadlocal.__dict__.copy()
         threadlocal.main_event_loop = loop
-        threadlocal.main_event_loop_pid = _pid
+        threadlocal.main_event_loop_pid = _fork.pid
         threadlocal.task_context = task_context
         try:
             if exc_info[1] is None:
@@ -819,13 +818,8 @@ def _without_plumbing(tb: "types.TracebackType | None") -> "types.TracebackType 
     return rest
 
 
-_pid = os.getpid()
-
-
 def _after_fork_in_child() -> None:
     # The child has none of the parent's threads: forget every lane.
-    global _pid
-    _pid = os.getpid()
     if isinstance(SyncToAsync.single_thread_executor, LaneExecutor):
         SyncToAsync.single_thread_executor = LaneExecutor()
     for registry in (SyncToAsync.context_to_thread_executor, AsyncToSync.context_to_thread_executor):
@@ -834,8 +828,7 @@ def _after_fork_in_child() -> None:
                 del registry[key]  # type: ignore[arg-type]
 
 
-if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+_fork.on_fork("executors", after_in_child=_after_fork_in_child)
 
 bind_router(AsyncToSync, LaneExecutor, CurrentThreadExecutor)
 

@@ -18,12 +18,12 @@ it over (the mutex orders the two); ``future`` and ``settled`` belong to the
 loop thread. Nothing here leans on the GIL.
 """
 
-import os
 import selectors
 import threading
 import weakref
 
 from asgiref_fast._doorbell import open_bell
+from asgiref_fast._fork import on_fork
 from asgiref_fast._prompt import PromptFuture
 
 from cpython.weakref cimport PyWeakref_NewRef
@@ -268,8 +268,7 @@ def _forget_inboxes():
         inbox._close_unlocked()
 
 
-if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
-    os.register_at_fork(after_in_child=_forget_inboxes)
+on_fork("inboxes", after_in_child=_forget_inboxes)
 
 
 cdef class Call:

@@ -47,6 +47,7 @@ import threading
 import time
 
 from asgiref_fast._env import switch  # the package's one reading of its switches
+from asgiref_fast._fork import on_fork
 
 cdef double _TIMEOUT_MAX = threading.TIMEOUT_MAX
 cdef object _Lock = threading.Lock
@@ -212,8 +213,7 @@ def _after_fork_in_child():
     asf_store(&_spin.busy, 0)
 
 
-if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+on_fork("spinning", after_in_child=_after_fork_in_child)
 
 
 cdef PY_TIMEOUT_T _microseconds(object timeout) except? -2:

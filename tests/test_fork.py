@@ -336,3 +336,31 @@ def test_prefork_workers_serve_requests(stress):
                 pass
     # The master is unaffected.
     assert asyncio.run(serve_one("/master/after"))["pid"] == os.getpid()
+
+
+def test_fork_hooks_run_in_their_steps_order_whatever_the_import_order():
+    from asgiref_fast import _fork
+
+    def report():
+        return {"order": ran, "generation": _fork.generation, "pid": _fork.pid == os.getpid()}
+
+    ran = []
+    names = []
+    # Registered last-step first: the registry, not the order of
+    # registration, decides.
+    for step in reversed(_fork.STEPS):
+        def hook(step=step):
+            ran.append(step)
+        hook.__qualname__ = f"test_hook_{step}"
+        names.append((step, f"{hook.__module__}.{hook.__qualname__}"))
+        _fork.on_fork(step, after_in_child=hook)
+    try:
+        before = _fork.generation
+        child = fork_and_run(report)
+        assert child == {"order": list(_fork.STEPS), "generation": before + 1, "pid": True}
+        assert ran == [] and _fork.generation == before  # nothing ran in the parent
+        with pytest.raises(ValueError, match="unknown fork step 'lane'"):
+            _fork.on_fork("lane", after_in_child=report)
+    finally:
+        for step, name in names:
+            _fork._hooks["after_in_child"][step].pop(name, None)

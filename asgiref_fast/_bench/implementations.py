@@ -13,6 +13,7 @@ import types
 from pathlib import Path
 
 import asgiref_fast
+from asgiref_fast._install import stand_in
 
 MODULES = ("sync", "local", "current_thread_executor", "wsgi")
 NAMES = ("upstream", "compiled", "pure")
@@ -59,7 +60,7 @@ def a2wsgi() -> "types.SimpleNamespace | None":
 
 def upstream_missing() -> "str | None":
     """Why upstream asgiref cannot be measured here, or None if it can."""
-    if any(type(f).__name__ == "_StandIn" for f in sys.meta_path):
+    if stand_in() is not None:
         return "asgiref_fast.install() is in effect in this process"
     try:
         import asgiref.local  # noqa: F401

@@ -8,13 +8,13 @@ loop has none).
 """
 
 import asyncio
-import os
 import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
 
 from .._doorbell import Bell, open_bell
+from .._fork import on_fork
 from .._prompt import PromptFuture
 from .local import peek
 
@@ -138,8 +138,7 @@ def _forget_inboxes() -> None:
         inbox._close_unlocked()
 
 
-if hasattr(os, "register_at_fork"):  # not on Windows, which cannot fork
-    os.register_at_fork(after_in_child=_forget_inboxes)
+on_fork("inboxes", after_in_child=_forget_inboxes)
 
 
 class Call:
