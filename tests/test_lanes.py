@@ -62,8 +62,18 @@ def test_shutdown_can_cancel_what_has_not_started(pool):
     running = executor.submit(gate.wait, 10)
     queued = executor.submit(print)
     assert wait_until(running.running)
-    gate.set()
-    executor.shutdown(wait=True, cancel_futures=True)
+    # The running call is let go only once the queued one is cancelled: let
+    # go first, the lane could start the queued one before shutdown cancels
+    # it (seen on free-threaded 3.13).
+    stopping = threading.Thread(target=executor.shutdown, kwargs={"wait": True, "cancel_futures": True})
+    stopping.start()
+    try:
+        assert wait_until(queued.cancelled)
+        assert stopping.is_alive()  # waiting for the running call
+    finally:
+        gate.set()
+        stopping.join(10)
+    assert not stopping.is_alive()
     with pytest.raises(CancelledError):
         queued.result(timeout=10)
     assert running.result(timeout=10) is True
