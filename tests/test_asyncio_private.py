@@ -10,10 +10,13 @@ from pathlib import Path
 
 import pytest
 
+import asgiref_fast
 from asgiref_fast._asyncio_private import PRIVATE, applies
 
 ROOT = Path(__file__).resolve().parent.parent
-SOURCES = sorted((ROOT / "asgiref_fast").rglob("*.py")) + sorted((ROOT / "src_pyx").glob("*.pyx"))
+# The package this run imports (a checkout's, or an installed wheel's when
+# tests/ run from a copy), and the Cython sources where there are any.
+SOURCES = sorted(Path(asgiref_fast.__file__).parent.rglob("*.py")) + sorted((ROOT / "src_pyx").glob("*.pyx"))
 
 # How our sources read them: loop._x, handle._x, getattr(loop, "_x", ...),
 # state["_x"] (a loop's __dict__), asyncio.module._x, getattr(asyncio.module,

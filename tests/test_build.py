@@ -199,6 +199,8 @@ def test_the_c_lives_in_headers():
     # C readers look for C in .c and .h files: the Cython sources declare it
     # (cdef extern from "x.h"), none carries it in a verbatim string, and
     # every header is declared by one of them.
+    if not (ROOT / "src_pyx").is_dir():
+        pytest.skip("no source tree beside tests/ (the tests run against an installed package)")
     cython = [path for path in sorted((ROOT / "src_pyx").iterdir()) if path.suffix in (".pyx", ".pxd", ".pxi")]
     assert [path.name for path in cython if "cdef extern from *" in path.read_text()] == []
     declared = {name for path in cython for name in re.findall(r'cdef extern from "(\w+\.h)"', path.read_text())}
