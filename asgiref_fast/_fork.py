@@ -9,9 +9,9 @@ closed loop's inbox must not be rung), the warm loops (closing an inherited
 loop touches its inbox), the lanes, and last the executors that hand calls to
 lanes. ``before`` hooks run in the reverse order.
 
-``generation`` and ``pid`` say which process this is: every lane and executor
-remembers the generation it was made in, and anything made before the latest
-fork belongs to an ancestor.
+``generation`` and ``pid`` say which process this is: a lane remembers the
+generation it was made in (one made before the latest fork belongs to an
+ancestor), and sync.py marks what a process's loops wait on with its pid.
 """
 
 import os
