@@ -14,6 +14,7 @@ import asyncio.coroutines
 import contextvars
 import functools
 import inspect
+import os  # noqa: F401  # unused, but asgiref.sync has it (asgiref.sync.os)
 import sys
 import threading
 import types
