@@ -215,6 +215,26 @@ def test_load_is_stopped_when_the_bench_is_interrupted(sig):
     assert not [pid for pid in seen if _running(pid)]
 
 
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("interrupt", "status"), [("KeyboardInterrupt()", 130), ("runner._Terminated(143)", 143)])
+def test_an_interrupted_bench_does_not_wait_for_threads_a_case_left(interrupt, status):
+    # What an interrupt landing inside ThreadPoolExecutor's worker start
+    # leaves: a non-daemon thread that nothing will ever wake.
+    pytest.importorskip("asgiref.local")
+    script = f"""if True:
+        import threading
+        from asgiref_fast._bench import runner
+        def cut_short(*args):
+            threading.Thread(target=threading.Event().wait, name="left").start()
+            raise {interrupt}
+        runner._run = cut_short
+        runner.main(["--only", "hop", "--rounds", "1"])
+        """
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == status, proc.stderr
+    assert "asgiref-fast bench: interrupted" in proc.stderr
+
+
 @needs_proc
 @pytest.mark.timeout(60)
 def test_load_is_stopped_when_the_block_fails():

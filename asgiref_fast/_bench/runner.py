@@ -18,6 +18,7 @@ import signal
 import statistics
 import sys
 import time
+from typing import NoReturn
 
 import asgiref_fast
 
@@ -173,10 +174,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(SystemExit):
+    """SIGTERM, raised where the bench is, so that it unwinds like Ctrl-C
+    and every process the bench started is stopped on the way out."""
+
+
 def _terminate(signum, frame):
-    # SIGTERM unwinds like Ctrl-C, so that every process the bench started
-    # is stopped on the way out.
-    raise SystemExit(128 + signum)
+    raise _Terminated(128 + signum)
+
+
+def _interrupted(exc: BaseException) -> NoReturn:
+    """Ends an interrupted bench once its load and cases are stopped,
+    without the interpreter's exit, which waits for every non-daemon thread.
+    An interrupt can land inside a case's ThreadPoolExecutor between
+    starting a worker and registering it for the exit-time wake-up (CPython
+    does the two in that order, with no guard); interpreter exit would then
+    wait for that worker forever (seen with upstream asgiref's
+    single-thread executor, under load)."""
+    status = exc.code if isinstance(exc, _Terminated) else 128 + signal.SIGINT
+    print("asgiref-fast bench: interrupted", file=sys.stderr)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 def main(argv: "list[str] | None" = None) -> int:
@@ -255,6 +274,8 @@ def main(argv: "list[str] | None" = None) -> int:
     try:
         with busy.load(args.load):
             report = _run(args, selected, servers)
+    except (KeyboardInterrupt, _Terminated) as exc:
+        _interrupted(exc)
     finally:
         signal.signal(signal.SIGTERM, previous)
     for line in _report(report, selected):
