@@ -66,12 +66,12 @@ def _twin() -> str:
 def _spinning() -> str:
     if not asgiref_fast.COMPILED:
         return "never (the pure twin cannot let go of the GIL to spin)"
-    settings = _impl.configure_spinning()
+    settings = _impl.workqueue.configure_spinning()
     if settings["max_spinners"] <= 0:
         if _env.switch("ASGIREF_FAST_NO_SPIN"):
             return f"off (ASGIREF_FAST_NO_SPIN={os.environ['ASGIREF_FAST_NO_SPIN']})"
         return "off (one CPU for this process)"
-    seen = _impl.spinning_report()
+    seen = _impl.workqueue.spinning_report()
     if seen["core_to_spare"] is None:
         now = "never here: no machine-wide count of runnable threads (Linux's /proc/loadavg)"
     else:

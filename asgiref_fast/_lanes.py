@@ -23,7 +23,7 @@ from typing import Any
 
 from . import _fork, _loops
 from ._env import number
-from ._impl import WorkQueue
+from ._impl import workqueue
 from .current_thread_executor import FutureWork
 
 # At most this many lanes wait idle; each retires after this long unused.
@@ -47,7 +47,9 @@ class LaneExecutor(Executor):
         self._end: "_EndOfLease | None" = None
         self._context: "contextvars.Context | None" = None
 
-    def _push(self, item: Any, handoff: bool = False) -> None:
+    def push(self, item: Any, handoff: bool = False) -> None:
+        """Queue *item*, a call that reports its own outcome (no Future);
+        *handoff* says the caller is about to wait for it."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("cannot schedule new futures after shutdown")
@@ -62,7 +64,7 @@ class LaneExecutor(Executor):
         if self._context is None:
             self._context = contextvars.Context()
         work = FutureWork(self._context.run, (fn, *args), kwargs)
-        self._push(work, handoff=True)  # a submitter waits for the future
+        self.push(work, handoff=True)  # a submitter waits for the future
         return work.future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -142,7 +144,7 @@ class _Lane:
     """One pooled daemon thread and its work queue."""
 
     def __init__(self, pool: "_LanePool") -> None:
-        self.queue = WorkQueue()
+        self.queue = workqueue.WorkQueue()
         self.ident: "int | None" = None
         self.pool = pool
         self.parked_at = 0.0  # when it last went back to the pool (monotonic)

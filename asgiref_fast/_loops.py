@@ -36,7 +36,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from ._fork import on_fork
-from ._impl import inbox_for
+from ._impl import hop
 
 _thread = threading.local()
 
@@ -250,7 +250,7 @@ def _snapshot(loop: asyncio.AbstractEventLoop, policy: Any) -> "_AsNew | None":
     try:
         # The loop's inbox (for hops back to it) is the loop's own: made
         # now, so that its references to the loop count as the loop's too.
-        inbox_for(loop)
+        hop.inbox_for(loop)
         as_new = _AsNew(loop)
     except AttributeError:  # a Python whose loop internals differ
         return None

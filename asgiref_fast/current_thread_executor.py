@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
-from ._impl import WorkQueue
+from ._impl import workqueue
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -49,7 +49,7 @@ class CurrentThreadExecutor(Executor):
 
     def __init__(self, old_executor: "CurrentThreadExecutor | None") -> None:
         self._work_thread = threading.current_thread()
-        self._queue = WorkQueue()
+        self._queue = workqueue.WorkQueue()
         self._old_executor = old_executor
 
     def run_until_future(self, future: "Future[Any]") -> None:
@@ -59,20 +59,34 @@ class CurrentThreadExecutor(Executor):
             raise RuntimeError(
                 "You cannot run CurrentThreadExecutor from a different thread"
             )
-        future.add_done_callback(self._stop)
-        self._run_until_stopped()
+        future.add_done_callback(self.stop)
+        self.run_until_stopped()
 
-    def _run_until_stopped(self) -> None:
+    # What async_to_sync uses, beyond upstream's API: run_until_future()
+    # without a Future, and work queued without one (push()).
+
+    def run_until_stopped(self) -> None:
+        """Run queued work on this thread until ``stop()`` has been called
+        and the queue is empty."""
+        if threading.current_thread() is not self._work_thread:
+            raise RuntimeError(
+                "You cannot run CurrentThreadExecutor from a different thread"
+            )
         pop = self._queue.pop
         while (item := pop()) is not None:
             item()
             del item
 
-    def _stop(self, future: "Future[Any] | None" = None) -> None:
+    def stop(self, future: "Future[Any] | None" = None) -> None:
+        """Any thread: let ``run_until_stopped()`` return once the queue is
+        empty; work pushed afterwards goes to ``old_executor``. Takes a
+        future, to be a done callback."""
         self._queue.close()
 
-    def _push(self, item: Callable[[], None], handoff: bool = False) -> None:
-        # The nearest executor in the chain that still runs work takes it.
+    def push(self, item: Callable[[], None], handoff: bool = False) -> None:
+        """Any other thread: queue *item* (it reports its own outcome). The
+        nearest executor in the chain that still runs work takes it;
+        *handoff* says the caller is about to wait for it."""
         executor: CurrentThreadExecutor | None = self
         while executor is not None:
             if executor._queue.push(item, handoff):
@@ -88,5 +102,5 @@ class CurrentThreadExecutor(Executor):
                 "You cannot submit onto CurrentThreadExecutor from its own thread"
             )
         work = FutureWork(fn, args, kwargs)
-        self._push(work, handoff=True)  # a submitter waits for the future
+        self.push(work, handoff=True)  # a submitter waits for the future
         return work.future

@@ -6,9 +6,12 @@ import contextvars  # noqa: F401
 import threading  # noqa: F401
 from typing import Any, final  # noqa: F401
 
-from ._impl import Local, _DefaultLocal, _Storage, _ThreadCriticalLocal
+from ._impl import local as _twin
 
 __all__ = ["Local"]
 
+Local = _twin.Local
 # Named here because asgiref's tests and type checks reach them.
-_ = (_DefaultLocal, _ThreadCriticalLocal, _Storage)
+_DefaultLocal = _twin._DefaultLocal
+_ThreadCriticalLocal = _twin._ThreadCriticalLocal
+_Storage = _twin._Storage

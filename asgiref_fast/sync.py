@@ -29,7 +29,9 @@ from concurrent.futures import wait as _wait_for
 from typing import TYPE_CHECKING, Any, Dict, Generic, List, Optional, ParamSpec, TypeVar, overload  # noqa: F401
 
 from . import _fork, _loops
-from ._impl import Call, ContextCarrier, bind_router, find_inbox, peek, restore_context, route, send
+from ._impl import context as _context
+from ._impl import hop as _hop
+from ._impl import local as _local
 from ._lanes import LaneExecutor, lend_once
 from .current_thread_executor import CurrentThreadExecutor
 from .local import Local
@@ -255,7 +257,7 @@ class AsyncToSync(Generic[_P, _R]):
         call_result: "_CallResult[_R]" = _CallResult()
         # Every sync frame gets its own executor to serve nested calls,
         # chained to the one above it in this thread.
-        old_executor = peek(self.executors, "current")
+        old_executor = _local.peek(self.executors, "current")
         current_executor = CurrentThreadExecutor(old_executor)
         self.executors.current = current_executor
         # A list, so main_wrap can hand back the context it ends in.
@@ -271,14 +273,14 @@ class AsyncToSync(Generic[_P, _R]):
                 context,
                 self.awaitable(*args, **kwargs),
             )
-            call_result.then = current_executor._stop
+            call_result.then = current_executor.stop
             if main_loop is not None and _create_task_on(main_loop, awaitable):
-                current_executor._run_until_stopped()
+                current_executor.run_until_stopped()
             else:
                 call_result.then = None  # the lane stops it, once the loop is scrubbed
                 self._run_in_new_loop(awaitable, current_executor)
         finally:
-            restore_context(context[0])
+            _context.restore_context(context[0])
             self.executors.current = old_executor
         try:
             if call_result.failure is not None:
@@ -320,8 +322,8 @@ class AsyncToSync(Generic[_P, _R]):
             except BaseException as exc:
                 failure.append(exc)
 
-        lend_once(on_lane, current_executor._stop)
-        current_executor._run_until_stopped()
+        lend_once(on_lane, current_executor.stop)
+        current_executor.run_until_stopped()
         if failure:
             try:
                 raise failure.pop()
@@ -345,7 +347,7 @@ class AsyncToSync(Generic[_P, _R]):
         outcome in *call_result*."""
         __traceback_hide__ = True  # noqa: F841
         if context is not None:
-            restore_context(context[0])
+            _context.restore_context(context[0])
         task = asyncio.current_task()
         track = task is not None and task_context is not None
         if track:
@@ -407,7 +409,7 @@ def _create_task_on(loop: asyncio.AbstractEventLoop, coro: Any) -> bool:
     # The inbox of the loop whose sync_to_async brought us here rings its
     # bell: cheaper than call_soon_threadsafe's self-pipe. Only where that
     # and the task's start stand in for nothing of the loop's own.
-    inbox = find_inbox(loop) if _takes_tasks(loop) else None
+    inbox = _hop.find_inbox(loop) if _takes_tasks(loop) else None
     if inbox is not None:
         inbox.deliver(_TaskStart(loop, coro))
         return True
@@ -544,11 +546,38 @@ class SyncToAsync(Generic[_P, _R]):
             )
         except (KeyError, TypeError, AttributeError):
             direct = _takes_hops(loop)
-        try:
-            executor = route(self, loop, _fork.pid) if self._thread_sensitive else self._executor
-        except BaseException as exc:
-            exc.__traceback__ = _without_plumbing(exc.__traceback__)
-            raise
+        # Upstream's routing, in upstream's order: the thread of an enclosing
+        # async_to_sync, the ThreadSensitiveContext's thread, the thread
+        # running this loop for an async_to_sync, the process-wide thread.
+        executor: "Executor | None"
+        if not self._thread_sensitive:
+            executor = self._executor
+        elif (executor := _local.peek(AsyncToSync.executors, "current")) is not None:
+            pass
+        elif (sensitive := self.thread_sensitive_context.get(None)) is not None:
+            if sensitive._exited:
+                # A task that outlived a context with an executor: running it
+                # anywhere else would silently change threads.
+                raise RuntimeError(
+                    "ThreadSensitiveContext has exited. Tasks created "
+                    "inside a context with an executor must finish before "
+                    "it exits."
+                )
+            executor = self.context_to_thread_executor.get(sensitive)
+            if executor is None:
+                # Late calls from tasks that outlived their context get a new
+                # thread, as they would upstream, not a pooled one.
+                executor = LaneExecutor(fresh=sensitive._lane_returned)
+                self.context_to_thread_executor[sensitive] = executor
+        elif (executor := AsyncToSync.loop_thread_executors.get(loop)) is None:
+            # deadlock_context holds the pid of the process whose task waits
+            # on the process-wide thread: a child forked inside a hop has a
+            # free one.
+            waiting = self.deadlock_context.get(False)
+            if waiting is True or waiting == _fork.pid:
+                raise RuntimeError("Single thread executor already being used, would deadlock")
+            self.deadlock_context.set(_fork.pid)
+            executor = self.single_thread_executor
         if direct:
             # Where the loop's run_in_executor would send the call: the
             # default executor only once that made one, and not once it
@@ -567,7 +596,7 @@ class SyncToAsync(Generic[_P, _R]):
             else:
                 pool = False
         own_context = self.context is None
-        carrier = ContextCarrier(contextvars.copy_context() if own_context else self.context)  # type: ignore[arg-type]
+        carrier = _context.ContextCarrier(contextvars.copy_context() if own_context else self.context)  # type: ignore[arg-type]
         # The wrapped call, as a functools.partial: thread_handler overrides
         # (APM agents) look inside it.
         child = functools.partial(self.func, *args, **kwargs)
@@ -578,12 +607,12 @@ class SyncToAsync(Generic[_P, _R]):
         # Sent outside the try, as upstream: should sending raise, this
         # context is left as it is (still marked as using the default thread).
         if direct:
-            call = Call(handler, loop)
+            call = _hop.Call(handler, loop)
             try:
                 if pool:
                     target.submit(_run_once, [call])
                 else:
-                    send(target, call, loop)
+                    target.push(call)
             except BaseException as exc:
                 exc.__traceback__ = _without_plumbing(exc.__traceback__)
                 raise
@@ -634,7 +663,7 @@ class SyncToAsync(Generic[_P, _R]):
             threadlocal.__dict__.update(saved)
 
 
-async def _outcome(call: Call, task_context: "list[asyncio.Task[Any]]", loop: Any) -> Any:
+async def _outcome(call: _hop.Call, task_context: "list[asyncio.Task[Any]]", loop: Any) -> Any:
     """Await *call*'s outcome; on cancellation, pass it on as asgiref does."""
     __traceback_hide__ = True  # noqa: F841
     try:
@@ -785,7 +814,7 @@ _OUR_EXECUTORS = frozenset({LaneExecutor, CurrentThreadExecutor})
 _POOL_SUBMIT = ThreadPoolExecutor.submit
 
 
-def _run_once(calls: "list[Call]") -> None:
+def _run_once(calls: "list[_hop.Call]") -> None:
     """Run the one call in *calls*, taking it out first. A pool's work item
     holds the list; a call that failed holds its exception, whose traceback
     holds the worker's frames and through them the work item: without the
@@ -796,7 +825,7 @@ def _run_once(calls: "list[Call]") -> None:
 # The twins' modules. Their frames in a failure's traceback are plumbing of
 # the hop; a compiled frame cannot hide itself with __traceback_hide__, so
 # they are left out instead, from both twins alike.
-_PLUMBING = frozenset({Call.__module__, ContextCarrier.__module__, route.__module__})
+_PLUMBING = frozenset({_hop.__name__, _context.__name__})
 
 
 def _without_plumbing(tb: "types.TracebackType | None") -> "types.TracebackType | None":
@@ -831,7 +860,6 @@ def _after_fork_in_child() -> None:
 
 _fork.on_fork("executors", after_in_child=_after_fork_in_child)
 
-bind_router(AsyncToSync, LaneExecutor, CurrentThreadExecutor)
 
 
 @overload

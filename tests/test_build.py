@@ -37,7 +37,7 @@ def _compiled_is_built() -> bool:
 def test_env_var_selects_the_pure_twin():
     if switch("ASGIREF_FAST_NO_EXTENSIONS"):
         assert asgiref_fast.COMPILED is False
-        assert _impl.Local.__module__ == "asgiref_fast._pure.local"
+        assert _impl.local.__name__ == "asgiref_fast._pure.local"
     else:
         assert asgiref_fast.COMPILED is (_impl.IMPORT_ERROR is None)
 
@@ -47,7 +47,7 @@ def test_compiled_twins_built():
     for module in ("context", "hop", "local", "workqueue"):
         importlib.import_module(f"asgiref_fast._cy.{module}")  # raises if not built
     assert asgiref_fast.COMPILED, f"compiled twins unavailable: {_impl.IMPORT_ERROR}"
-    assert _impl.Local.__module__ == "asgiref_fast._cy.local"
+    assert _impl.local.__name__ == "asgiref_fast._cy.local"
 
 
 # -- a run that requires the compiled twin -------------------------------------
@@ -99,7 +99,7 @@ def test_a_context_layout_that_misreads_falls_back_to_the_pure_twin():
     code = textwrap.dedent("""
         import asgiref_fast
         from asgiref_fast import _doctor, _impl
-        print(asgiref_fast.COMPILED, _impl.Local.__module__)
+        print(asgiref_fast.COMPILED, _impl.local.__name__)
         print(_doctor.facts()["twin"])
     """)
     proc = subprocess.run([sys.executable, "-c", code], env=_env(ASGIREF_FAST_TEST_MISREAD_CONTEXT="1"),

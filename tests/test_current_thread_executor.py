@@ -109,3 +109,30 @@ def test_cancelled_future_is_skipped():
     run_elsewhere(producer)
     executor.run_until_future(done)
     assert ran == [2]
+
+
+# -- What async_to_sync uses beyond upstream's API: push, stop, run_until_stopped
+
+def test_pushed_calls_run_on_the_owning_thread_until_stopped():
+    executor = CurrentThreadExecutor(None)
+    ran = []
+
+    def producer():
+        for i in range(20):
+            executor.push(lambda i=i: ran.append((i, threading.current_thread())))
+        executor.stop()
+
+    thread = run_elsewhere(producer)
+    executor.run_until_stopped()  # returns once stopped and every pushed call has run
+    thread.join(10)
+    assert [i for i, _ in ran] == list(range(20))
+    assert {t for _, t in ran} == {threading.current_thread()}
+    with pytest.raises(RuntimeError, match="already quit"):
+        executor.push(print)
+
+
+def test_run_until_stopped_is_refused_on_another_thread():
+    executor = CurrentThreadExecutor(None)
+    error: Future = Future()
+    run_elsewhere(lambda: error.set_result(_try(executor.run_until_stopped))).join(10)
+    assert "from a different thread" in str(error.result(timeout=10))

@@ -43,6 +43,21 @@ def test_runs_in_order_on_one_thread(pool):
     executor.shutdown()
 
 
+def test_pushed_calls_run_in_order_with_submitted_work(pool):
+    # push(): the call reports its own outcome (what sync_to_async sends).
+    executor = LaneExecutor()
+    seen = []
+    for i in range(10):
+        executor.push(lambda i=i: seen.append((i, threading.current_thread())))
+    last = executor.submit(threading.current_thread)
+    assert last.result(timeout=10) is not threading.current_thread()
+    assert [i for i, _ in seen] == list(range(10))
+    assert {t for _, t in seen} == {last.result()}
+    executor.shutdown()
+    with pytest.raises(RuntimeError, match="after shutdown"):
+        executor.push(print)
+
+
 def test_shutdown_waits_for_queued_work_then_refuses_more(pool):
     executor = LaneExecutor()
     gate = threading.Event()

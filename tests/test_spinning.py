@@ -50,19 +50,19 @@ def machine(tmp_path):
 
     def look(text):
         probe.write_text(text)
-        _impl._workqueue._probe_with(str(probe))
+        _impl.workqueue._probe_with(str(probe))
 
     yield look
-    _impl._workqueue._probe_with(None)
+    _impl.workqueue._probe_with(None)
 
 
 @pytest.fixture(params=list(SETTINGS))
 def spinning(request, machine):
     settings, load = SETTINGS[request.param]
     machine(load)
-    previous = _impl.configure_spinning(**settings)
+    previous = _impl.workqueue.configure_spinning(**settings)
     yield request.param
-    _impl.configure_spinning(**previous)
+    _impl.workqueue.configure_spinning(**previous)
 
 
 def _hops(n):
@@ -76,14 +76,14 @@ def _hops(n):
 @pytest.mark.parametrize("load", ["idle", "busy"])
 def test_threads_spin_only_while_the_machine_has_a_core_to_spare(machine, load):
     machine(IDLE if load == "idle" else BUSY)
-    previous = _impl.configure_spinning(max_spinners=2, spin_us=200, handoff_us=10)
+    previous = _impl.workqueue.configure_spinning(max_spinners=2, spin_us=200, handoff_us=10)
     try:
         _hops(10)  # the loop and the lane exist
-        before = _impl.spinning_report()
+        before = _impl.workqueue.spinning_report()
         _hops(200)
-        after = _impl.spinning_report()
+        after = _impl.workqueue.spinning_report()
     finally:
-        _impl.configure_spinning(**previous)
+        _impl.workqueue.configure_spinning(**previous)
     assert after["core_to_spare"] is (load == "idle")
     spins, refused = after["spins"] - before["spins"], after["refused_busy"] - before["refused_busy"]
     if not asgiref_fast.COMPILED:
@@ -99,23 +99,23 @@ def test_threads_spin_only_while_the_machine_has_a_core_to_spare(machine, load):
 def test_no_thread_spins_while_every_core_is_busy():
     # As many busy processes as cores: every reading of the machine counts
     # them and the thread reading, one more than there are cores.
-    previous = _impl.configure_spinning(max_spinners=2, spin_us=200, handoff_us=10)
+    previous = _impl.workqueue.configure_spinning(max_spinners=2, spin_us=200, handoff_us=10)
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(os.cpu_count() or 1)]
     try:
         deadline = time.monotonic() + WAIT
-        while _impl.spinning_report()["core_to_spare"] is not False:
+        while _impl.workqueue.spinning_report()["core_to_spare"] is not False:
             assert time.monotonic() < deadline, "the busy processes never showed in /proc/loadavg"
             time.sleep(0.01)
         _hops(10)  # any reading of the machine from before they ran is stale now
-        before = _impl.spinning_report()
+        before = _impl.workqueue.spinning_report()
         _hops(200)
-        after = _impl.spinning_report()
+        after = _impl.workqueue.spinning_report()
     finally:
         for process in busy:
             process.kill()
         for process in busy:
             process.wait(WAIT)
-        _impl.configure_spinning(**previous)
+        _impl.workqueue.configure_spinning(**previous)
     assert after["spins"] == before["spins"]
     if asgiref_fast.COMPILED:
         assert after["refused_busy"] > before["refused_busy"]
@@ -125,7 +125,7 @@ def test_no_thread_spins_while_every_core_is_busy():
 def test_a_cpu_quota_caps_the_spinners(tmp_path):
     # A container's CPU limit: spinning would spend the quota the process's
     # other threads need, so fewer (or no) threads spin.
-    read = _impl._workqueue._read_quota
+    read = _impl.workqueue._read_quota
     (tmp_path / "v2").write_text("150000 100000\n")
     (tmp_path / "max").write_text("max 100000\n")
     (tmp_path / "quota").write_text("50000\n")
@@ -136,18 +136,18 @@ def test_a_cpu_quota_caps_the_spinners(tmp_path):
     assert read(str(tmp_path / "quota"), str(tmp_path / "period")) == 0.5
     assert read(str(tmp_path / "unlimited"), str(tmp_path / "period")) is None
     assert read(str(tmp_path / "missing"), None) is None
-    assert 0 < _impl._workqueue._cpus_granted() <= (os.cpu_count() or 1)
+    assert 0 < _impl.workqueue._cpus_granted() <= (os.cpu_count() or 1)
 
 
 def test_settings_round_trip():
-    previous = _impl.configure_spinning(max_spinners=3, spin_us=7, handoff_us=2)
+    previous = _impl.workqueue.configure_spinning(max_spinners=3, spin_us=7, handoff_us=2)
     try:
-        assert _impl.configure_spinning() == {"max_spinners": 3, "spin_us": 7, "handoff_us": 2}
-        _impl.configure_spinning(max_spinners=-1)  # clamped, not refused
-        assert _impl.configure_spinning()["max_spinners"] == 0
+        assert _impl.workqueue.configure_spinning() == {"max_spinners": 3, "spin_us": 7, "handoff_us": 2}
+        _impl.workqueue.configure_spinning(max_spinners=-1)  # clamped, not refused
+        assert _impl.workqueue.configure_spinning()["max_spinners"] == 0
     finally:
-        _impl.configure_spinning(**previous)
-    assert _impl.configure_spinning() == previous
+        _impl.workqueue.configure_spinning(**previous)
+    assert _impl.workqueue.configure_spinning() == previous
 
 
 async def _double_on_a_lane(x):
@@ -198,7 +198,7 @@ def test_hops_keep_their_outcomes_and_contexts(spinning):
 def test_threads_hand_work_to_each_other_in_order(spinning):
     # Many producers against one consumer, as a lane's queue is used: every
     # item arrives, once, in each producer's order.
-    queue = _impl.WorkQueue()
+    queue = _impl.workqueue.WorkQueue()
     got = []
 
     def consume():
@@ -261,7 +261,7 @@ def test_a_timer_is_not_late_by_a_spin(machine):
     delay = 0.2
     machine(IDLE)
     # Two slots: the lane, busy with the call, may still hold one for a moment.
-    previous = _impl.configure_spinning(max_spinners=2, spin_us=int(delay * 1e6))
+    previous = _impl.workqueue.configure_spinning(max_spinners=2, spin_us=int(delay * 1e6))
     try:
         async def main():
             release = threading.Event()
@@ -277,7 +277,7 @@ def test_a_timer_is_not_late_by_a_spin(machine):
 
         slept = asyncio.run(asyncio.wait_for(main(), WAIT))
     finally:
-        _impl.configure_spinning(**previous)
+        _impl.workqueue.configure_spinning(**previous)
     assert 0.99 * delay <= slept < 1.5 * delay, f"a {delay} s timer fired after {slept:.3f} s"
 
 
@@ -286,14 +286,14 @@ def test_a_timed_pop_is_not_late_by_a_spin(machine):
     # idle retirement): the spin is part of the wait, not added to it.
     delay = 0.2
     machine(IDLE)
-    previous = _impl.configure_spinning(max_spinners=2, spin_us=int(delay * 1e6))
+    previous = _impl.workqueue.configure_spinning(max_spinners=2, spin_us=int(delay * 1e6))
     try:
-        queue = _impl.WorkQueue()
+        queue = _impl.workqueue.WorkQueue()
         started = time.monotonic()
         assert queue.pop(delay) is None
         waited = time.monotonic() - started
     finally:
-        _impl.configure_spinning(**previous)
+        _impl.workqueue.configure_spinning(**previous)
     assert 0.99 * delay <= waited < 1.5 * delay, f"pop({delay}) returned after {waited:.3f} s"
 
 
@@ -302,12 +302,12 @@ def test_no_spin_environment_variable(value, spins):
     env = dict(os.environ, ASGIREF_FAST_NO_SPIN=value)
     out = subprocess.run(
         [sys.executable, "-c", "import asgiref_fast, asgiref_fast._impl as i; "
-         "print(asgiref_fast.COMPILED, i.configure_spinning()['max_spinners'])"],
+         "print(asgiref_fast.COMPILED, i.workqueue.configure_spinning()['max_spinners'])"],
         env=env, capture_output=True, text=True, timeout=60, check=True,
     ).stdout.split()
     compiled, max_spinners = out[0] == "True", int(out[1])
     # The pure twin never spins; the compiled one leaves a core to the GIL.
-    expected = int(_impl._workqueue._cpus_granted()) - 1 if compiled and spins else 0
+    expected = int(_impl.workqueue._cpus_granted()) - 1 if compiled and spins else 0
     assert max_spinners == expected
 
 

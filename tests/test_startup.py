@@ -192,8 +192,9 @@ def test_doctor_tells_whether_threads_spin():
     on, off = doctor()["spinning"], doctor(ASGIREF_FAST_NO_SPIN="1")["spinning"]
     if not asgiref_fast.COMPILED:
         assert on == off == "never (the pure twin cannot let go of the GIL to spin)"
-    elif _impl.configure_spinning()["max_spinners"] > 0:  # as a fresh process has it too
-        spinners, spin_us = _impl.configure_spinning()["max_spinners"], _impl.configure_spinning()["spin_us"]
+    elif _impl.workqueue.configure_spinning()["max_spinners"] > 0:  # as a fresh process has it too
+        settings = _impl.workqueue.configure_spinning()
+        spinners, spin_us = settings["max_spinners"], settings["spin_us"]
         assert on.startswith(f"up to {spinners} thread(s) at a time, {spin_us} µs each"), on
         assert "only while the machine has a core to spare" in on, on
         assert off == "off (ASGIREF_FAST_NO_SPIN=1)"

@@ -148,7 +148,7 @@ def served_by(request) -> dict:
 
         found["location"] = os.path.dirname(os.path.realpath(asgiref_fast.__file__))
         found["compiled"] = asgiref_fast.COMPILED
-        found["max_spinners"] = _impl.configure_spinning()["max_spinners"] if asgiref_fast.COMPILED else 0
+        found["max_spinners"] = _impl.workqueue.configure_spinning()["max_spinners"] if asgiref_fast.COMPILED else 0
     return found
 
 

@@ -16,7 +16,6 @@ from typing import Any
 from .._doorbell import Bell, open_bell
 from .._fork import on_fork
 from .._prompt import PromptFuture
-from .local import peek
 
 
 class Inbox:
@@ -212,71 +211,3 @@ class Call:
         if self._ok:
             return self._value
         raise self._value
-
-
-# -- Where a thread-sensitive call runs, and how it gets there ----------------
-
-# asgiref_fast.sync's AsyncToSync, LaneExecutor and CurrentThreadExecutor,
-# given by bind() when it is imported.
-_AsyncToSync: Any = None
-_LaneExecutor: Any = None
-_direct: "tuple[type, ...]" = ()
-
-
-def bind(async_to_sync: Any, lane_executor: Any, current_thread_executor: Any) -> None:
-    global _AsyncToSync, _LaneExecutor, _direct
-    _AsyncToSync, _LaneExecutor = async_to_sync, lane_executor
-    _direct = (lane_executor, current_thread_executor)
-
-
-def route(s2a: Any, loop: asyncio.AbstractEventLoop, pid: int) -> Any:
-    """The executor for a thread-sensitive call of SyncToAsync *s2a* made on
-    *loop*, in process *pid*: the thread of an enclosing async_to_sync, else
-    the ThreadSensitiveContext's lane, else the thread running *loop* for an
-    async_to_sync, else the process-wide lane."""
-    executor = peek(_AsyncToSync.executors, "current")
-    if executor is not None:
-        return executor
-    context = s2a.thread_sensitive_context.get(None)
-    if context is not None:
-        if context._exited:
-            # A task that outlived a context with an executor: running it
-            # anywhere else would silently change threads.
-            raise RuntimeError(
-                "ThreadSensitiveContext has exited. Tasks created "
-                "inside a context with an executor must finish before "
-                "it exits."
-            )
-        executor = s2a.context_to_thread_executor.get(context)
-        if executor is None:
-            # Late calls from tasks that outlived their context get a new
-            # thread, as they would upstream, not a pooled one.
-            executor = _LaneExecutor(fresh=context._lane_returned)
-            s2a.context_to_thread_executor[context] = executor
-        return executor
-    executor = _AsyncToSync.loop_thread_executors.get(loop)
-    if executor is not None:
-        return executor
-    # deadlock_context holds the pid of the process whose task waits on the
-    # process-wide lane: a child forked from inside a hop has a free one.
-    waiting = s2a.deadlock_context.get(False)
-    if waiting is True or waiting == pid:
-        raise RuntimeError("Single thread executor already being used, would deadlock")
-    s2a.deadlock_context.set(pid)
-    return s2a.single_thread_executor
-
-
-def send(executor: Any, call: Call, loop: asyncio.AbstractEventLoop) -> None:
-    """Queue *call* on *executor*: our own queues take it directly, other
-    executors through submit(), None means the loop's default executor."""
-    if executor is None:
-        # The loop's default executor, without run_in_executor's future:
-        # the call's outcome comes back through the inbox, batched.
-        executor = getattr(loop, "_default_executor", None)
-        if executor is None:
-            loop.run_in_executor(None, call)  # makes the default executor
-            return
-    if isinstance(executor, _direct):
-        executor._push(call)  # type: ignore[attr-defined]  # ours all have it
-    else:
-        executor.submit(call)
