@@ -861,7 +861,6 @@ def _after_fork_in_child() -> None:
 _fork.on_fork("executors", after_in_child=_after_fork_in_child)
 
 
-
 @overload
 def async_to_sync(
     *, force_new_loop: bool = False
