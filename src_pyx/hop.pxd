@@ -21,6 +21,7 @@ cdef class Inbox:
     cdef object __weakref__
 
     cpdef deliver(self, object call)
+    cdef object _take_bell(self)
 
 
 cdef class Call:

@@ -110,29 +110,23 @@ cdef class Inbox:
     def close(self):
         """Stop waking the loop, which is closed: its bell may be freed."""
         with self._lock:
-            self._closed = True
-            self._bell_fd = self._bell_answer_fd = -1
             # Taken under the lock: of two threads closing the inbox, only
             # one gets the bell to close (the GIL made the swap atomic; there
             # may be none). Nothing is freed here: ``bell`` keeps it.
-            bell, self._bell = self._bell, None
-        if bell is not None:
-            try:
-                bell.close()
-            except OSError:
-                pass
+            bell = self._take_bell()
+        _close_bell(bell)  # Python code: not under the mutex
 
     def _close_unlocked(self):
         # Alone with the inbox: in a forked child, whose lock may be held by
         # a thread that is gone.
+        _close_bell(self._take_bell())
+
+    cdef object _take_bell(self):
+        """Mark the inbox closed and take its bell (None if already taken)."""
         self._closed = True
         self._bell_fd = self._bell_answer_fd = -1
         bell, self._bell = self._bell, None
-        if bell is not None:
-            try:
-                bell.close()
-            except OSError:
-                pass
+        return bell
 
     def __dealloc__(self):
         # No Python code here: a pending signal's handler (Ctrl-C, SIGTERM)
@@ -208,6 +202,14 @@ cdef _spin_in_select(loop, Inbox inbox):
             selector.select = _SpinningSelect(inbox, selector)
     except (TypeError, AttributeError):  # no __dict__ to hold it, or no weakref
         pass
+
+
+cdef _close_bell(object bell):
+    if bell is not None:
+        try:
+            bell.close()
+        except OSError:
+            pass
 
 
 # find_inbox reads _inboxes without the lock: a dict lookup is safe against

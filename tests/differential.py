@@ -7,7 +7,8 @@ A scenario is Python source written against ``asgiref.*`` (under asgiref_fast,
 ``record(key, value)`` (JSON values) and may label threads relationally with
 ``thread_label()``: "T0" for the main thread, then "T1", "T2"... in order of
 first appearance, so that "the same thread" and "another thread" compare
-across implementations while thread names and idents do not. A scenario that
+across implementations while thread names and idents do not; ``await
+outcome(awaitable)`` gives its result or its exception's name. A scenario that
 does not finish within its timeout is observed as ``{"hang": True}``.
 """
 
@@ -46,6 +47,14 @@ def thread_label(thread=None):
         return _labels.setdefault(thread, "T%d" % len(_labels))
 
 thread_label(_threading.main_thread())
+
+async def outcome(task):
+    # What an awaitable came to: its result, or its exception's name.
+    import asyncio
+    try:
+        return await asyncio.wait_for(task, 15)
+    except BaseException as exc:
+        return type(exc).__name__
 
 def _report():
     _sys.stdout.write("\\n@@observed@@" + _json.dumps(_observed, sort_keys=True) + "\\n")

@@ -21,6 +21,7 @@ import asgiref_fast  # noqa: E402
 asgiref_fast.install()
 
 from asgiref_fast import _lanes  # noqa: E402
+from asgiref_fast._bench.django_app import SCOPE, exchange  # noqa: E402
 
 APP = "asgiref-fast-test"  # application_name of the app's connections
 
@@ -109,24 +110,8 @@ class Monitor:
 
 
 async def get(app, path: str, query: bytes = b"") -> "tuple[int, bytes]":
-    sent = []
-    received = False
-
-    async def receive():
-        nonlocal received
-        if not received:
-            received = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.Event().wait()
-
-    async def send(message):
-        sent.append(message)
-
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query,
-             "root_path": "", "headers": [(b"host", b"testserver")],
-             "client": ("127.0.0.1", 40000), "server": ("testserver", 80)}
-    await app(scope, receive, send)
+    scope = {**SCOPE, "path": path, "raw_path": path.encode(), "query_string": query}
+    sent = await exchange(app, scope)
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
     return sent[0]["status"], body
 

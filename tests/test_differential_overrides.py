@@ -314,12 +314,6 @@ def test_a_contexts_exit_on_a_loop_with_methods_of_its_own_waiting_or_cancelled(
             release.wait(10)
             return thread_label()
 
-        async def outcome(task):
-            try:
-                return await asyncio.wait_for(task, 15)
-            except BaseException as exc:
-                return type(exc).__name__
-
         async def main():
             async with ThreadSensitiveContext():  # an idle thread at the exit
                 await sync_to_async(label_once_the_loop_waits)()
@@ -471,25 +465,12 @@ def test_an_executor_given_to_sync_to_async_gets_what_run_in_executor_would_give
     assert [entry["outcome"] for entry in upstream["seen"]] == [1, "KeyError('fail')"]
 
 
-def test_a_default_executor_set_on_the_loop_gets_what_run_in_executor_would_give():
-    upstream, ours = compare(SETUP, EXECUTORS, """
-        async def main():
-            loop = asyncio.get_running_loop()
-            loop.set_default_executor(WatchedExecutor(max_workers=1))
-            return [await outcome(sync_to_async(user_function, thread_sensitive=False)(value))
-                    for value in (1, "fail")]
-
-        record("results", asyncio.run(main()))
-        record("seen", seen)
-    """)
-    assert ours == upstream
-    assert [entry["outcome"] for entry in upstream["seen"]] == [1, "KeyError('fail')"]
-
-
-def test_uvloops_default_executor_gets_what_run_in_executor_would_give():
-    pytest.importorskip("uvloop")
-    upstream, ours = compare(SETUP, EXECUTORS, """
-        import uvloop
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_default_executor_set_on_the_loop_gets_what_run_in_executor_would_give(loop):
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    upstream, ours = compare(SETUP, EXECUTORS, f"""
+        import {loop}
 
         async def main():
             loop = asyncio.get_running_loop()
@@ -497,7 +478,7 @@ def test_uvloops_default_executor_gets_what_run_in_executor_would_give():
             return [await outcome(sync_to_async(user_function, thread_sensitive=False)(value))
                     for value in (1, "fail")]
 
-        record("results", uvloop.run(main()))
+        record("results", {loop}.run(main()))
         record("seen", seen)
     """)
     assert ours == upstream

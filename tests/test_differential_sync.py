@@ -46,12 +46,6 @@ def start_releaser():
         release.set()
 
     return exiting, asyncio.create_task(releaser())
-
-async def outcome(task):
-    try:
-        return await asyncio.wait_for(task, 15)
-    except BaseException as exc:
-        return type(exc).__name__
 """
 
 
@@ -376,6 +370,18 @@ async def every_kind_of_call():
         out.append(await sync_to_async(user_function)(5))
     out.append(await sync_to_async(via_async_to_sync)(6))
     return threads_by_call(out)
+
+async def every_kind_of_call_with_run_in_executor_patched():
+    # On the running loop instance, as instrumentation patches it.
+    loop = asyncio.get_running_loop()
+    stock = loop.run_in_executor
+
+    def patched(executor, fn, *args):
+        note(executor, fn, args)
+        return stock(executor, fn, *args)
+
+    loop.run_in_executor = patched
+    return await every_kind_of_call()
 """
 
 
@@ -392,18 +398,7 @@ def test_a_loop_subclass_with_its_own_run_in_executor_gets_every_call():
 
 def test_an_instance_patched_run_in_executor_gets_every_call():
     upstream, ours = compare(CUSTOM, """
-        async def main():
-            loop = asyncio.get_running_loop()
-            stock = loop.run_in_executor
-
-            def patched(executor, fn, *args):
-                note(executor, fn, args)
-                return stock(executor, fn, *args)
-
-            loop.run_in_executor = patched
-            return await every_kind_of_call()
-
-        record("results", asyncio.run(main()))
+        record("results", asyncio.run(every_kind_of_call_with_run_in_executor_patched()))
         record("seen", seen)
     """)
     assert ours == upstream
@@ -417,19 +412,7 @@ def test_uvloop_stock_and_patched():
 
         record("stock", uvloop.run(every_kind_of_call()))
         record("seen on stock uvloop", seen[:])
-
-        async def main():
-            loop = asyncio.get_running_loop()
-            stock = loop.run_in_executor
-
-            def patched(executor, fn, *args):
-                note(executor, fn, args)
-                return stock(executor, fn, *args)
-
-            loop.run_in_executor = patched
-            return await every_kind_of_call()
-
-        record("patched", uvloop.run(main()))
+        record("patched", uvloop.run(every_kind_of_call_with_run_in_executor_patched()))
         record("seen", seen)
     """)
     assert ours == upstream
@@ -516,12 +499,6 @@ def test_cancelled_calls_through_a_custom_run_in_executor():
             release.wait(10)
             ran.append("blocker")
             return thread_label()
-
-        async def outcome(task):
-            try:
-                return await asyncio.wait_for(task, 15)
-            except BaseException as exc:
-                return type(exc).__name__
 
         async def main():
             async with ThreadSensitiveContext():

@@ -3,13 +3,14 @@ the sync/async bridges, and never leaked to unrelated threads."""
 
 import asyncio
 import contextvars
-import gc
 import threading
 
 import pytest
 
 from asgiref_fast.local import Local, _DefaultLocal, _ThreadCriticalLocal
 from asgiref_fast.sync import async_to_sync, sync_to_async
+
+from _reliability import Garbage
 
 
 def in_thread(fn, context=None):
@@ -207,19 +208,11 @@ def test_concurrent_threads_hammering_one_local():
 
 
 def test_no_reference_cycles():
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+    with Garbage() as garbage:
         for critical in (False, True):
             local = Local(thread_critical=critical)
             local.value = 1
             with pytest.raises(AttributeError):
                 local.missing
             del local
-        gc.collect()
-        assert gc.garbage == []
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
+    assert garbage.count == 0, garbage.sample

@@ -28,6 +28,8 @@ import pytest
 import asgiref_fast
 from asgiref_fast import _env
 
+from _reliability import Garbage
+
 MODULES = ("context", "hop", "local", "workqueue")
 WAIT = 10.0  # seconds; every wait in this file has a bound
 
@@ -1063,10 +1065,7 @@ def test_thread_critical_local_is_per_task_in_async_code(twin):
 
 @pytest.mark.parametrize("critical", [False, True])
 def test_local_leaves_no_reference_cycles(twin, critical):
-    gc.collect()
-    gc.disable()
-    gc.set_debug(gc.DEBUG_SAVEALL)
-    try:
+    with Garbage() as garbage:
         try:
             getattr(twin.local.Local(thread_critical=critical), "missing")
         except AttributeError:
@@ -1075,12 +1074,7 @@ def test_local_leaves_no_reference_cycles(twin, critical):
         local.x = 1
         del local.x
         del local
-        gc.collect()
-        assert gc.garbage == []
-    finally:
-        gc.set_debug(0)
-        gc.garbage.clear()
-        gc.enable()
+    assert garbage.count == 0, garbage.sample
 
 
 # -- the same names ------------------------------------------------------------

@@ -161,7 +161,12 @@ SCOPE = {
 
 
 async def request(app) -> int:
-    sent = []
+    return (await exchange(app, dict(SCOPE)))[0]["status"]
+
+
+async def exchange(app, scope: dict) -> "list[dict]":
+    """One request with an empty body to *app*: the messages it sent."""
+    sent: "list[dict]" = []
     received = False
 
     async def receive():
@@ -174,8 +179,8 @@ async def request(app) -> int:
     async def send(message):
         sent.append(message)
 
-    await app(dict(SCOPE), receive, send)
-    return sent[0]["status"]
+    await app(scope, receive, send)
+    return sent
 
 
 class Window:

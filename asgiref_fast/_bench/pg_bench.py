@@ -18,7 +18,6 @@ import argparse
 import importlib.util
 import json
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -132,10 +131,7 @@ def run_row(row, cluster: postgres.Cluster, options, tmp: Path, say) -> dict:
         opened = _opened(cluster.log_text(), since)
         sampler.conn.close()
     except BaseException:
-        srv.stop()
-        text = log.read_text(errors="replace").strip()
-        if text:
-            print(f"{name} server log:\n{text[-4000:]}", file=sys.stderr)
+        srv.stop_after_failure()
         raise
     srv.stop()
     requests = warm["requests"] + result["requests"]

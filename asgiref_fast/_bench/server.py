@@ -311,6 +311,13 @@ class Server:
     def stop(self) -> None:
         stop_group(self.process)
 
+    def stop_after_failure(self) -> None:
+        """stop(), then print the end of the server's log: why it failed."""
+        self.stop()
+        text = self.log.read_text(errors="replace").strip()
+        if text:
+            print(f"{self.contender.name} server log:\n{text[-4000:]}", file=sys.stderr)
+
 
 def stop_group(process: subprocess.Popen) -> None:
     """SIGTERM to the process group *process* leads, SIGKILL to what is left
@@ -533,10 +540,7 @@ def run(options: Options, contenders: "list[Contender]", say=print) -> dict:
                             f"workers' CPU: measured again")
                     result["reloads"] = attempt
                 except BaseException:
-                    server.stop()
-                    text = log.read_text(errors="replace").strip()
-                    if text:
-                        print(f"{contender.name} server log:\n{text[-4000:]}", file=sys.stderr)
+                    server.stop_after_failure()
                     raise
                 server.stop()
                 by_process = result.pop("cpu")
