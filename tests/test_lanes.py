@@ -169,7 +169,10 @@ def test_idle_time_counts_from_when_the_lane_is_parked(monkeypatch):
     assert retired[0] - parked[0] >= pool.idle_seconds
 
 
-@pytest.mark.xfail(strict=True, reason="issue 19 item 2, not fixed yet: a client's next context takes a new "
+# Not strict: whether a run shows the bug depends on how often contexts
+# overlap, which timing decides (on free-threaded 3.13 some runs pass by
+# luck, and a strict XPASS failed the suite). Once fixed, drop the mark.
+@pytest.mark.xfail(strict=False, reason="issue 19 item 2, not fixed yet: a client's next context takes a new "
                    "lane while its last one still runs its final hop")
 @pytest.mark.timeout(120)
 def test_lanes_track_the_concurrency_of_clients(monkeypatch):
