@@ -10,6 +10,7 @@ interpreters."""
 
 import inspect
 import sys
+import textwrap
 
 import pytest
 
@@ -447,55 +448,39 @@ async def outcome(awaitable):
 """
 
 
-def test_an_executor_given_to_sync_to_async_gets_what_run_in_executor_would_give():
-    upstream, ours = compare(SETUP, EXECUTORS, """
-        async def main():
-            out = []
-            with WatchedExecutor(max_workers=1) as pool:
-                for value in (1, "fail"):
-                    call = sync_to_async(user_function, thread_sensitive=False, executor=pool)
-                    out.append(await outcome(call(value)))
-            return out
-
-        record("results", asyncio.run(main()))
-        record("seen", seen)
-    """)
-    assert ours == upstream
-    assert [entry["fn"] for entry in upstream["seen"]] == ["SyncToAsync.thread_handler"] * 2
-    assert [entry["outcome"] for entry in upstream["seen"]] == [1, "KeyError('fail')"]
+# Each way a call reaches an executor of the user's: how main() is given it.
+EXECUTOR_GIVEN = {
+    "to sync_to_async": """
+        with WatchedExecutor(max_workers=1) as pool:
+            call = sync_to_async(user_function, thread_sensitive=False, executor=pool)
+            return [await outcome(call(value)) for value in (1, "fail")]
+    """,
+    "as the loop's default": """
+        asyncio.get_running_loop().set_default_executor(WatchedExecutor(max_workers=1))
+        call = sync_to_async(user_function, thread_sensitive=False)
+        return [await outcome(call(value)) for value in (1, "fail")]
+    """,
+    "to a ThreadSensitiveContext": """
+        with WatchedExecutor(max_workers=1) as pool:
+            async with ThreadSensitiveContext(executor=pool):
+                call = sync_to_async(user_function)
+                return [await outcome(call(value)) for value in (1, "fail")]
+    """,
+}
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_a_default_executor_set_on_the_loop_gets_what_run_in_executor_would_give(loop):
+@pytest.mark.parametrize("given", list(EXECUTOR_GIVEN))
+def test_an_executor_of_the_users_gets_what_run_in_executor_would_give(given, loop):
     if loop == "uvloop":
         pytest.importorskip("uvloop")
-    upstream, ours = compare(SETUP, EXECUTORS, f"""
-        import {loop}
-
-        async def main():
-            loop = asyncio.get_running_loop()
-            loop.set_default_executor(WatchedExecutor(max_workers=1))
-            return [await outcome(sync_to_async(user_function, thread_sensitive=False)(value))
-                    for value in (1, "fail")]
-
+    main = textwrap.indent(textwrap.dedent(EXECUTOR_GIVEN[given]), " " * 4)
+    upstream, ours = compare(SETUP, EXECUTORS, f"import {loop}\n\nasync def main():{main}", f"""
         record("results", {loop}.run(main()))
         record("seen", seen)
     """)
     assert ours == upstream
-    assert [entry["outcome"] for entry in upstream["seen"]] == [1, "KeyError('fail')"]
-
-
-def test_a_thread_sensitive_contexts_executor_gets_what_run_in_executor_would_give():
-    upstream, ours = compare(SETUP, EXECUTORS, """
-        async def main():
-            with WatchedExecutor(max_workers=1) as pool:
-                async with ThreadSensitiveContext(executor=pool):
-                    return [await outcome(sync_to_async(user_function)(value)) for value in (1, "fail")]
-
-        record("results", asyncio.run(main()))
-        record("seen", seen)
-    """)
-    assert ours == upstream
+    assert [entry["fn"] for entry in upstream["seen"]] == ["SyncToAsync.thread_handler"] * 2
     assert [entry["outcome"] for entry in upstream["seen"]] == [1, "KeyError('fail')"]
 
 

@@ -158,16 +158,42 @@ def _in_loop(make_coro):
     return make
 
 
+def _awaited(step, times: int):
+    """A batch that awaits ``step()`` *times* times, one after the other."""
+
+    async def batch():
+        for _ in range(times):
+            await step()
+
+    return batch, _nothing
+
+
+def _gathered(step, times: int):
+    """A batch that gathers *times* ``step()`` at once."""
+
+    async def batch():
+        await asyncio.gather(*(step() for _ in range(times)))
+
+    return batch, _nothing
+
+
+def _request(api, hops: int):
+    """A request as Django makes it: *hops* hops in a ThreadSensitiveContext."""
+    hop = api.sync.sync_to_async(_nothing)
+    context = api.sync.ThreadSensitiveContext
+
+    async def request():
+        async with context():
+            for _ in range(hops):
+                await hop()
+
+    return request
+
+
 @case("hop", "await sync_to_async(f)() (thread-sensitive)", "sync", 200)
 @_in_loop
 def _hop(api):
-    hop = api.sync.sync_to_async(_nothing)
-
-    async def batch():
-        for _ in range(200):
-            await hop()
-
-    return batch, _nothing
+    return _awaited(api.sync.sync_to_async(_nothing), 200)
 
 
 @case("hop_100_vars", "hop with 100 context variables set", "sync", 200)
@@ -188,43 +214,19 @@ def _hop_100_vars(api):
 @case("tsc_hop", "ThreadSensitiveContext enter + hop + exit", "sync", 100)
 @_in_loop
 def _tsc_hop(api):
-    hop = api.sync.sync_to_async(_nothing)
-    context = api.sync.ThreadSensitiveContext
-
-    async def batch():
-        for _ in range(100):
-            async with context():
-                await hop()
-
-    return batch, _nothing
+    return _awaited(_request(api, hops=1), 100)
 
 
 @case("tsc_64", "64 concurrent ThreadSensitiveContexts, 4 hops each", "sync", 64)
 @_in_loop
 def _tsc_64(api):
-    hop = api.sync.sync_to_async(_nothing)
-    context = api.sync.ThreadSensitiveContext
-
-    async def request():
-        async with context():
-            for _ in range(4):
-                await hop()
-
-    async def batch():
-        await asyncio.gather(*(request() for _ in range(64)))
-
-    return batch, _nothing
+    return _gathered(_request(api, hops=4), 64)
 
 
 @case("gather_4000", "4000 gathered non-thread-sensitive hops", "sync", 4000, quick=False)
 @_in_loop
 def _gather_4000(api):
-    hop = api.sync.sync_to_async(_nothing, thread_sensitive=False)
-
-    async def batch():
-        await asyncio.gather(*(hop() for _ in range(4000)))
-
-    return batch, _nothing
+    return _gathered(api.sync.sync_to_async(_nothing, thread_sensitive=False), 4000)
 
 
 @case("a2s_from_sync", "async_to_sync(f)() from sync code", "sync", 50)
